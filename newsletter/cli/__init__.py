@@ -1,0 +1,41 @@
+"""The command line: the only place that imports click and turns errors into messages.
+
+Each command family lives in its own module and imports heavy libraries inside the command
+body, so `newsletter build` pays only for what a build needs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from newsletter import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="newsletter")
+def main() -> None:
+    """Compose, build, check and send a monthly email newsletter.
+
+    \b
+    Example:
+      newsletter new --date 2011-06-01
+      newsletter build issues/2011-05.yaml
+      newsletter send issues/2011-05.yaml --test
+    """
+
+
+def _register() -> None:
+    from importlib import import_module
+
+    for module in ("build", "send", "subscribers", "check", "preview", "serve", "archive"):
+        try:
+            mod = import_module(f"newsletter.cli.{module}")
+        except ModuleNotFoundError as exc:  # a command family not written yet
+            if exc.name != f"newsletter.cli.{module}":
+                raise
+            continue
+        for command in mod.COMMANDS:
+            main.add_command(command)
+
+
+_register()

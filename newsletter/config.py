@@ -1,0 +1,257 @@
+"""Settings: `newsletter.toml` (what is the same for every issue) plus the environment (secrets).
+
+Lookup order for every environment value: the process environment, then `.env` beside
+`newsletter.toml`, then the documented default. A missing required value raises ConfigError
+naming exactly what to set.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter.errors import ConfigError
+
+CONFIG_NAME = "newsletter.toml"
+PROVIDERS = ("sendgrid", "smtp", "file")
+
+
+@dataclass(frozen=True)
+class Logo:
+    src: str
+    alt: str
+    width: int = 200
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Colours of the email. Contrast is checked by `newsletter check`."""
+
+    brand: str = "#0b5394"  # header band, buttons, headings
+    text: str = "#222222"
+    muted: str = "#555555"
+    background: str = "#f2f2f2"
+    card: str = "#ffffff"
+    link: str = "#0b5394"
+    button_text: str = "#ffffff"
+    font: str = "Helvetica, Arial, sans-serif"
+    logo: Logo | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    name: str
+    from_email: str
+    from_name: str
+    reply_to: str | None
+    reviewers: tuple[str, ...]
+    postal_address: str
+    why: str
+    language: str = "en"
+    list_id: str = "newsletter"
+    website: str | None = None
+    archive_url: str | None = None
+    # "{slug}" is replaced by the issue slug, e.g. https://example.org/archive/{slug}.html
+    view_online_url: str | None = None
+    # Base URL where `newsletter serve` is reachable (unsubscribe, confirm, webhooks).
+    public_url: str | None = None
+    utm: Mapping[str, str] = field(default_factory=dict)
+    theme: Theme = field(default_factory=Theme)
+    rate_limit: float = 0.0  # messages per second, 0 = as fast as the provider takes them
+    batch_size: int = 1000
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    # -- environment -------------------------------------------------------------------
+    def getenv(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name)
+        return value if value not in (None, "") else default
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / "issues"
+
+    @property
+    def provider(self) -> str:
+        name = self.getenv("NEWSLETTER_PROVIDER")
+        if name is None:
+            return "sendgrid" if self.getenv("SENDGRID_API_KEY") else "file"
+        name = name.strip().lower()
+        if name not in PROVIDERS:
+            raise ConfigError(
+                f"unknown provider {name!r} (expected one of: {', '.join(PROVIDERS)})",
+                field="NEWSLETTER_PROVIDER",
+            )
+        return name
+
+    @property
+    def outbox(self) -> Path:
+        return self._path("NEWSLETTER_OUTBOX", "outbox")
+
+    @property
+    def db_path(self) -> Path:
+        return self._path("NEWSLETTER_DB", "newsletter.db")
+
+    @property
+    def secret(self) -> str:
+        value = self.getenv("NEWSLETTER_SECRET")
+        if not value:
+            raise ConfigError(
+                "not set: put a long random string in NEWSLETTER_SECRET (environment or .env)",
+                field="NEWSLETTER_SECRET",
+            )
+        return value
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The current secret first, then the previous one during a rotation."""
+        previous = self.getenv("NEWSLETTER_SECRET_PREVIOUS")
+        return (self.secret, previous) if previous else (self.secret,)
+
+    def view_online_for(self, slug: str) -> str | None:
+        return self.view_online_url.replace("{slug}", slug) if self.view_online_url else None
+
+    def _path(self, var: str, default: str) -> Path:
+        path = Path(self.getenv(var, default) or default).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+
+def find_config(start: Path | None = None) -> Path:
+    """`NEWSLETTER_CONFIG` if set, else the nearest newsletter.toml from `start` upwards."""
+    explicit = os.environ.get("NEWSLETTER_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError("file not found (set by NEWSLETTER_CONFIG)", file=path)
+        return path
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"{CONFIG_NAME} not found in {here} or any parent folder "
+        "(run from the project folder or set NEWSLETTER_CONFIG)"
+    )
+
+
+def read_env(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment over `.env` in the project root."""
+    merged: dict[str, str] = {}
+    dotenv = root / ".env"
+    if dotenv.is_file():
+        from dotenv import dotenv_values
+
+        merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def load_settings(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    path = Path(path) if path else find_config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", file=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=path) from None
+    root = path.resolve().parent
+    return settings_from_dict(data, root=root, env=read_env(root, environ), file=path)
+
+
+_TOP = {"newsletter", "sender", "links", "tracking", "theme", "sending"}
+
+
+def settings_from_dict(
+    data: Mapping, *, root: Path, env: Mapping[str, str], file: Path | str = CONFIG_NAME
+) -> Settings:
+    def fail(message: str, key: str) -> ConfigError:
+        return ConfigError(message, file=file, field=key)
+
+    for key in data:
+        if key not in _TOP:
+            raise fail(f"unknown section (expected one of: {', '.join(sorted(_TOP))})", key)
+
+    def section(name: str) -> Mapping:
+        value = data.get(name, {})
+        if not isinstance(value, Mapping):
+            raise fail("must be a table", name)
+        return value
+
+    def text(sec: str, key: str, *, required: bool = False, default: str | None = None):
+        value = section(sec).get(key, default)
+        if value is None:
+            if required:
+                raise fail("required", f"{sec}.{key}")
+            return None
+        if not isinstance(value, str) or (required and not value.strip()):
+            raise fail("must be a non-empty string", f"{sec}.{key}")
+        if any(c in value for c in "\r\n") and key not in ("postal_address", "why"):
+            raise fail("must be one line (no CR or LF)", f"{sec}.{key}")
+        return value
+
+    reviewers = section("sender").get("reviewers", [])
+    if not isinstance(reviewers, list) or not all(isinstance(r, str) for r in reviewers):
+        raise fail("must be a list of email addresses", "sender.reviewers")
+
+    tracking = section("tracking")
+    if not all(isinstance(v, str) for v in tracking.values()):
+        raise fail("values must be strings", "tracking")
+
+    theme_data = dict(section("theme"))
+    logo = theme_data.pop("logo", None)
+    if logo is not None:
+        if not isinstance(logo, Mapping) or not logo.get("src") or not logo.get("alt"):
+            raise fail("needs src and alt (alt text is required for every image)", "theme.logo")
+        logo = Logo(src=logo["src"], alt=logo["alt"], width=int(logo.get("width", 200)))
+    allowed = set(Theme.__dataclass_fields__) - {"logo"}
+    for key in theme_data:
+        if key not in allowed:
+            raise fail(f"unknown key (expected one of: {', '.join(sorted(allowed))})",
+                       f"theme.{key}")
+    theme = Theme(logo=logo, **theme_data)
+
+    sending = section("sending")
+    try:
+        rate_limit = float(sending.get("rate_limit", 0))
+        batch_size = int(sending.get("batch_size", 1000))
+    except (TypeError, ValueError):
+        raise fail("rate_limit and batch_size must be numbers", "sending") from None
+    if not 1 <= batch_size <= 1000:
+        raise fail("must be between 1 and 1000", "sending.batch_size")
+    if rate_limit < 0:
+        raise fail("must be 0 (no limit) or more", "sending.rate_limit")
+
+    return Settings(
+        root=root,
+        name=text("newsletter", "name", required=True),
+        language=text("newsletter", "language", default="en"),
+        list_id=text("newsletter", "list_id", default="newsletter"),
+        website=text("newsletter", "website"),
+        postal_address=text("newsletter", "postal_address", required=True),
+        why=text("newsletter", "why", required=True),
+        from_email=text("sender", "from_email", required=True),
+        from_name=text("sender", "from_name", default=None)
+        or text("newsletter", "name", required=True),
+        reply_to=text("sender", "reply_to"),
+        reviewers=tuple(reviewers),
+        archive_url=text("links", "archive"),
+        view_online_url=text("links", "view_online"),
+        public_url=(text("links", "public") or "").rstrip("/") or None,
+        utm=dict(tracking),
+        theme=theme,
+        rate_limit=rate_limit,
+        batch_size=batch_size,
+        env=env,
+    )

@@ -1,0 +1,336 @@
+"""Load and validate `issues/<slug>.yaml` into an Issue, with every problem located by line.
+
+The file is parsed with ruamel.yaml (which keeps line numbers), validated by pydantic models
+that forbid unknown keys, and every Markdown link is checked for an allowed scheme. Problems
+come back together as one IssueError, each naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from newsletter.errors import IssueError, NewsletterError
+
+WEB_SCHEMES = ("http://", "https://")
+LINK_SCHEMES = (*WEB_SCHEMES, "mailto:")
+
+
+def _web_url(value: str) -> str:
+    value = value.strip()
+    if not value.lower().startswith(WEB_SCHEMES) or len(value) <= len("https://"):
+        raise ValueError(f"must be an http:// or https:// address, not {value!r}")
+    if any(c.isspace() for c in value):
+        raise ValueError("must not contain spaces or line breaks")
+    return value
+
+
+def _one_line(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError("must be one line (it contains a line break: CR or LF)")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+WebURL = Annotated[str, AfterValidator(_web_url)]
+Line = Annotated[str, AfterValidator(_not_blank), AfterValidator(_one_line)]
+Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=True)
+
+
+class Image(_Strict):
+    src: WebURL
+    alt: Text
+    width: int | None = Field(default=None, gt=0, le=1200)
+
+
+class Featured(_Strict):
+    title: Line
+    body: Text  # Markdown
+    url: WebURL | None = None
+    date: dt.date | None = None
+    author: Line | None = None
+    image: Image | None = None
+    cta: Line | None = None
+
+
+class MoreStory(_Strict):
+    title: Line
+    url: WebURL
+    summary: Text | None = None
+
+
+class Event(_Strict):
+    title: Line
+    date: dt.datetime | dt.date
+    url: WebURL | None = None
+    location: Line | None = None
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_first(cls, value: Any) -> Any:
+        # pydantic would read "2011-06-14" as midnight; keep a plain date a date.
+        if isinstance(value, str) and len(value.strip()) == 10:
+            return dt.date.fromisoformat(value.strip())
+        return value
+
+
+class Issue(_Strict):
+    subject: Line
+    date: dt.date
+    featured: list[Featured] = Field(min_length=1)
+    preheader: Line | None = None
+    intro: Text | None = None  # Markdown
+    more: list[MoreStory] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+    # Not in the file: set by the loader from the file name.
+    slug: str = Field(default="", exclude=True)
+
+    @property
+    def month_label(self) -> str:
+        return self.date.strftime("%B %Y")
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def load_issue(path: str | Path) -> Issue:
+    """Read, parse and validate one issue file. Raises IssueError listing every problem."""
+    path = Path(path)
+    raw = _read_text(path)
+    data = _parse_yaml(raw, path)
+    return issue_from_data(data, path)
+
+
+def issue_from_data(data: Any, path: Path) -> Issue:
+    slug = path.name.removesuffix(".yaml").removesuffix(".yml")
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise IssueError([NewsletterError(
+            f"the file must be a mapping of fields (subject:, date:, featured: ...), not {kind}",
+            file=path, line=1,
+        )])
+    problems: list[NewsletterError] = []
+    issue: Issue | None = None
+    try:
+        issue = Issue.model_validate({**_plain(data), "slug": slug})
+    except ValidationError as exc:
+        seen: set[tuple] = set()
+        for err in exc.errors():
+            problem = _explain(err, data, path)
+            if (problem.field, problem.line) not in seen:  # one per field (unions report twice)
+                seen.add((problem.field, problem.line))
+                problems.append(problem)
+    if issue is not None:
+        problems.extend(_markdown_problems(issue, data, path))
+    if problems:
+        problems.sort(key=lambda p: p.line or 0)
+        raise IssueError(problems)
+    assert issue is not None
+    return issue
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise IssueError([NewsletterError("file not found", file=path)]) from None
+    except IsADirectoryError:
+        raise IssueError([NewsletterError("is a folder, not an issue file", file=path)]) from None
+    except OSError as exc:
+        raise IssueError([NewsletterError(f"cannot read: {exc.strerror}", file=path)]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise IssueError([NewsletterError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
+            file=path, line=line,
+        )]) from None
+    if not text.strip():
+        raise IssueError([NewsletterError(
+            "the file is empty; start from `newsletter new`", file=path, line=1,
+        )])
+    return text.removeprefix("\ufeff")
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise IssueError([NewsletterError(f"malformed YAML: {problem}", file=path, line=line)]) \
+            from None
+    except (YAMLError, ValueError) as exc:
+        # ruamel raises ValueError for timestamps such as 2011-13-45
+        raise IssueError([NewsletterError(f"malformed YAML: {exc}", file=path)]) from None
+    if data is None:
+        raise IssueError([NewsletterError(
+            "the file has no fields; start from `newsletter new`", file=path, line=1,
+        )])
+    return data
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's CommentedMap/Seq and timestamp types -> plain Python for pydantic."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
+                           value.second, tzinfo=value.tzinfo)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _field_name(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def line_of(data: Any, loc: tuple) -> int | None:
+    """1-based line of the value at `loc` in the ruamel tree (of its key when the value is
+    missing), or of the nearest parent that has one."""
+    node, line = data, None
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(node, dict) and part in node:
+                if lc is not None:
+                    line = lc.key(part)[0] + 1
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                if lc is not None:
+                    line = lc.item(part)[0] + 1
+                node = node[part]
+            else:
+                break
+        except (KeyError, TypeError, AttributeError):
+            break
+    if line is None:
+        lc = getattr(data, "lc", None)
+        line = (lc.line + 1) if lc is not None else None
+    return line
+
+
+def _model_at(loc: tuple) -> type[BaseModel]:
+    model: Any = Issue
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            break
+        annotation = field.annotation
+        for candidate in (Featured, MoreStory, Event, Image):
+            if candidate.__name__ in repr(annotation):
+                model = candidate
+                break
+    return model
+
+
+_MESSAGES = {
+    "missing": "required field is missing",
+    "date_from_datetime_parsing": "not a date: write YYYY-MM-DD, e.g. 2011-05-18",
+    "date_parsing": "not a date: write YYYY-MM-DD, e.g. 2011-05-18",
+    "date_from_datetime_inexact": "must be a date without a time (YYYY-MM-DD)",
+    "date_type": "not a date: write YYYY-MM-DD, e.g. 2011-05-18",
+    "datetime_from_date_parsing": "not a date: write YYYY-MM-DD or YYYY-MM-DD HH:MM",
+    "datetime_parsing": "not a date: write YYYY-MM-DD or YYYY-MM-DD HH:MM",
+    "datetime_type": "not a date: write YYYY-MM-DD or YYYY-MM-DD HH:MM",
+    "string_type": "must be text",
+    "list_type": "must be a list (items starting with '- ')",
+    "model_type": "must be a mapping of fields (key: value), not {kind}",
+    "dict_type": "must be a mapping of fields (key: value), not {kind}",
+    "too_short": "needs at least one entry",
+}
+
+
+def _explain(err: dict, data: Any, path: Path) -> NewsletterError:
+    loc = tuple(err["loc"])
+    # A union (date | datetime) adds the member's name after the field: drop it.
+    if len(loc) >= 2 and loc[-1] in ("date", "datetime") and loc[-2] == "date":
+        loc = loc[:-1]
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        fields = [f for f in _model_at(loc[:-1]).model_fields if f != "slug"]
+        near = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+        hint = f" (did you mean '{near[0]}'?)" if near else f" (known fields: {', '.join(fields)})"
+        message = "unknown field" + hint
+    elif kind in ("value_error", "assertion_error"):
+        message = str(err.get("ctx", {}).get("error", err["msg"]))
+    elif kind in _MESSAGES:
+        value = err.get("input")
+        what = "a list" if isinstance(value, list) else type(value).__name__
+        message = _MESSAGES[kind].format(kind=what)
+    else:
+        message = err["msg"][:1].lower() + err["msg"][1:]
+    if kind.startswith(("date", "datetime")) and "input" in err:
+        message += f" (got {err['input']!r})"
+    return NewsletterError(message, file=path, line=line_of(data, loc), field=_field_name(loc))
+
+
+# -- Markdown links ----------------------------------------------------------------------------
+
+
+def markdown_links(source: str) -> Iterator[tuple[int, str]]:
+    """(0-based line within `source`, url) of every link and image in a Markdown text."""
+    from newsletter.markdown import permissive_parser
+
+    for token in permissive_parser().parse(source):
+        for child in token.children or ():
+            url = child.attrGet("href") if child.type == "link_open" else (
+                child.attrGet("src") if child.type == "image" else None)
+            if url is not None:
+                yield (token.map[0] if token.map else 0), str(url)
+
+
+def _markdown_problems(issue: Issue, data: Any, path: Path) -> Iterator[NewsletterError]:
+    fields: list[tuple[tuple, str]] = []
+    if issue.intro:
+        fields.append((("intro",), issue.intro))
+    fields += [(("featured", i, "body"), f.body) for i, f in enumerate(issue.featured)]
+    for loc, source in fields:
+        start = line_of(data, loc) or 0
+        # A block scalar (`body: |`) starts on the line after its key.
+        offset = 1 if source.count("\n") else 0
+        for line, url in markdown_links(source):
+            if not url.lower().startswith(LINK_SCHEMES):
+                yield NewsletterError(
+                    f"link {url!r} is not allowed: only http://, https:// and mailto: links",
+                    file=path, line=start + offset + line, field=_field_name(loc),
+                )

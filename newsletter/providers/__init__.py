@@ -1,0 +1,1 @@
+"""Mail providers behind one small interface (see base.py)."""

@@ -174,11 +174,31 @@ def _read_text(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
+_TextDatesConstructor: Any = None
+
+
+def _text_dates_constructor():
+    from ruamel.yaml.constructor import RoundTripConstructor
+
+    class TextDates(RoundTripConstructor):
+        """Keeps timestamps as text so pydantic judges them: an impossible date such as
+        2011-13-45 then gets a located, field-named error instead of a parser crash."""
+
+    TextDates.add_constructor(
+        "tag:yaml.org,2002:timestamp", lambda self, node: self.construct_scalar(node))
+    return TextDates
+
+
 def _parse_yaml(text: str, path: Path) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    global _TextDatesConstructor
+    if _TextDatesConstructor is None:
+        _TextDatesConstructor = _text_dates_constructor()
+
     yaml = YAML(typ="rt")
+    yaml.Constructor = _TextDatesConstructor
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:

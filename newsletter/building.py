@@ -1,0 +1,94 @@
+"""`newsletter build` and `newsletter new` as library calls: gather and render everything first,
+write files only once all of it succeeded, each file written whole (temp file + rename)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.config import Settings
+from newsletter.errors import IssueError, NewsletterError
+
+GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides the rest behind "[Message clipped]"
+WARN_BYTES = 90 * 1024  # leave room for what providers add (tracking links)
+
+
+@dataclass(frozen=True)
+class Built:
+    slug: str
+    html_path: Path
+    text_path: Path
+    html_bytes: int
+    text_bytes: int
+
+    @property
+    def warning(self) -> str | None:
+        if self.html_bytes >= GMAIL_CLIP_BYTES:
+            return (f"HTML is {self.html_bytes / 1024:.0f} KB: Gmail clips messages over "
+                    "~102 KB (and hides the unsubscribe link)")
+        if self.html_bytes >= WARN_BYTES:
+            return (f"HTML is {self.html_bytes / 1024:.0f} KB, near Gmail's ~102 KB "
+                    "clipping limit")
+        return None
+
+
+def write_atomic(path: Path, data: str) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_issues(paths: Iterable[Path], settings: Settings, out: Path) -> list[Built]:
+    from newsletter.issue import load_issue
+    from newsletter.render import render_issue
+
+    rendered = []
+    problems: list[NewsletterError] = []
+    for path in paths:
+        try:
+            rendered.append(render_issue(load_issue(path), settings))
+        except IssueError as exc:
+            problems.extend(exc.problems)
+        except NewsletterError as exc:
+            if exc.file is None:
+                exc.file = str(path)
+            problems.append(exc)
+    if problems:
+        raise IssueError(problems)
+    built = []
+    for r in rendered:
+        html_path, text_path = out / f"{r.slug}.html", out / f"{r.slug}.txt"
+        write_atomic(html_path, r.html)
+        write_atomic(text_path, r.text)
+        built.append(Built(r.slug, html_path, text_path, len(r.html.encode()),
+                           len(r.text.encode())))
+    return built
+
+
+def next_month(today: dt.date) -> dt.date:
+    return dt.date(today.year + today.month // 12, today.month % 12 + 1, 1)
+
+
+def new_issue(settings: Settings, date: dt.date, folder: Path | None = None) -> Path:
+    """Write issues/YYYY-MM.yaml from the skeleton; never overwrite an existing issue."""
+    folder = folder or settings.issues_dir
+    path = folder / f"{date:%Y-%m}.yaml"
+    if path.exists():
+        raise NewsletterError("already exists; edit it or remove it first", file=path)
+    skeleton = (Path(__file__).parent / "skeleton.yaml").read_text(encoding="utf-8")
+    text = (skeleton.replace("{name}", settings.name)
+            .replace("{month}", date.strftime("%B %Y"))
+            .replace("{date}", date.isoformat()))
+    write_atomic(path, text)
+    return path

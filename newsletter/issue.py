@@ -218,14 +218,11 @@ def _parse_yaml(text: str, path: Path) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    """ruamel's CommentedMap/Seq and timestamp types -> plain Python for pydantic."""
+    """ruamel's CommentedMap/Seq and scalar string types -> plain Python for pydantic."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
-                           value.second, tzinfo=value.tzinfo)
     if isinstance(value, str):
         return str(value)
     return value

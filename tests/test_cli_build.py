@@ -42,7 +42,8 @@ def test_bad_issue_one_message_no_traceback_nothing_written(project: Path) -> No
     assert code == 1
     assert err.startswith(f"{bad}:") and "titel: unknown field (did you mean 'title'?)" in err
     assert "Traceback" not in err and out == ""
-    assert not (project / "out").exists(), "a failed build must write nothing, not even the good issue"
+    # a failed build writes nothing, not even the good issue
+    assert not (project / "out").exists()
 
 
 def test_missing_file(project: Path) -> None:
@@ -63,7 +64,8 @@ def test_failed_rebuild_keeps_previous_output(seed_issue: Path, project: Path) -
 def test_missing_settings_file(project: Path, monkeypatch) -> None:
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(project / "missing.toml"))
     code, _, err = run("build", "issues/2011-05.yaml")
-    assert code == 1 and err == f"{project / 'missing.toml'}: file not found (set by NEWSLETTER_CONFIG)\n"
+    missing = project / "missing.toml"
+    assert code == 1 and err == f"{missing}: file not found (set by NEWSLETTER_CONFIG)\n"
 
 
 def test_new_writes_a_skeleton_that_builds(project: Path) -> None:
@@ -80,7 +82,8 @@ def test_new_writes_a_skeleton_that_builds(project: Path) -> None:
 def test_new_refuses_to_overwrite(project: Path) -> None:
     code, _, err = run("new", "--date", "2011-05-01")
     assert code == 1
-    assert err == f"{project / 'issues' / '2011-05.yaml'}: already exists; edit it or remove it first\n"
+    path = project / "issues" / "2011-05.yaml"
+    assert err == f"{path}: already exists; edit it or remove it first\n"
 
 
 def test_new_defaults_to_next_month(project: Path) -> None:
@@ -110,7 +113,7 @@ def test_every_command_has_help_with_an_example() -> None:
                 yield from walk(cmd, f"{prefix}{name} ")
 
     names = []
-    for name, cmd in walk(main, ""):
+    for name, _cmd in walk(main, ""):
         names.append(name)
         result = CliRunner().invoke(main, [*name.split(), "--help"])
         assert result.exit_code == 0, name

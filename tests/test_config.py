@@ -25,7 +25,8 @@ def test_provider_defaults_to_file_then_sendgrid_when_key_set(project: Path) -> 
 
 
 def test_unknown_provider_is_named(project: Path) -> None:
-    settings = load_settings(project / "newsletter.toml", environ={"NEWSLETTER_PROVIDER": "mailgun"})
+    settings = load_settings(project / "newsletter.toml",
+                             environ={"NEWSLETTER_PROVIDER": "mailgun"})
     with pytest.raises(ConfigError) as info:
         _ = settings.provider
     assert str(info.value) == ("NEWSLETTER_PROVIDER: unknown provider 'mailgun' "

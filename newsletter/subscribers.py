@@ -1,0 +1,150 @@
+"""Import subscribers from a CSV file.
+
+The file needs an `email` column; `name` and `resubscribe` are optional (headers are matched
+case-insensitively, other columns are ignored). It must be UTF-8 (a BOM, as Excel writes it,
+is fine). Each address is validated and normalised (email-validator, no DNS look-up); a bad
+row is reported with its line number and skipped, the rest are imported.
+
+Re-importing updates the name and never creates a duplicate. An address that unsubscribed or
+was suppressed (bounce, complaint) stays so, unless the row says so explicitly: a
+`resubscribe` column holding yes/true/1 for that row, or `resubscribe=True` for the whole file
+(`newsletter subscribers import --resubscribe`). Only do that with fresh consent: the new
+consent record (source `import:<file name>`, time now) replaces the old one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter import store
+from newsletter.errors import StoreError
+
+TRUE_WORDS = {"1", "y", "yes", "true", "x"}
+CHUNK = 1000  # rows per transaction: short write locks against the web app
+
+
+@dataclass
+class ImportSummary:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    resubscribed: int = 0
+    kept_unsubscribed: list[str] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.resubscribed} resubscribed, {len(self.kept_unsubscribed)} kept unsubscribed, "
+            f"{len(self.skipped)} skipped"
+        ]
+        out += [f"line {line}: skipped: {reason}" for line, reason in self.skipped]
+        return out
+
+
+def read_csv(path: Path) -> tuple[list[str], csv.DictReader]:
+    """(lower-cased headers, reader) or StoreError naming the file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError("file not found", file=path) from None
+    except OSError as exc:
+        raise StoreError(f"cannot read: {exc.strerror}", file=path) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise StoreError(
+            "not UTF-8 text (save the file as 'CSV UTF-8')", file=path, line=line
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    headers = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if "email" not in headers:
+        found = ", ".join(repr(h) for h in headers) or "no header row"
+        raise StoreError(f"no 'email' column (found: {found})", file=path, line=1)
+    reader.fieldnames = headers
+    return headers, reader
+
+
+def import_csv(conn, path: str | Path, *, resubscribe: bool = False) -> ImportSummary:
+    path = Path(path)
+    headers, reader = read_csv(path)
+    source = f"import:{path.name}"
+    summary = ImportSummary()
+    seen: dict[str, int] = {}
+    rows: list[tuple[int, str, str | None, bool]] = []
+    for row in reader:
+        line = reader.line_num
+        raw_email = (row.get("email") or "").strip()
+        if not raw_email and not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue  # a blank line
+        if not raw_email:
+            summary.skipped.append((line, "empty email"))
+            continue
+        try:
+            email = store.normalise_email(raw_email)
+        except ValueError as exc:
+            summary.skipped.append((line, f"{raw_email!r}: {exc}"))
+            continue
+        if email in seen:
+            summary.skipped.append((line, f"{email} repeats line {seen[email]}"))
+            continue
+        seen[email] = line
+        name = (row.get("name") or "").strip() or None if "name" in headers else None
+        again = resubscribe or (row.get("resubscribe") or "").strip().lower() in TRUE_WORDS
+        rows.append((line, email, name, again))
+        if len(rows) >= CHUNK:
+            _write(conn, rows, source, "name" in headers, summary)
+            rows = []
+    if rows:
+        _write(conn, rows, source, "name" in headers, summary)
+    return summary
+
+
+def _write(conn, rows, source: str, has_name: bool, summary: ImportSummary) -> None:
+    stamp = store.now()
+    with store.transaction(conn):
+        for _line, email, name, again in rows:
+            current = conn.execute(
+                "SELECT name, status FROM subscribers WHERE email = ?", (email,)
+            ).fetchone()
+            if current is None:
+                conn.execute(
+                    "INSERT INTO subscribers (email, name, status, created_at, updated_at,"
+                    " consent_at, consent_source, confirmed_at) VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
+                    (email, name, stamp, stamp, stamp, source, stamp),
+                )
+                summary.added += 1
+                continue
+            new_name = name if has_name and name else current["name"]
+            status = current["status"]
+            if status in (store.UNSUBSCRIBED, store.SUPPRESSED) and again:
+                conn.execute(
+                    "UPDATE subscribers SET status = 'active', status_reason = ?, name = ?,"
+                    " updated_at = ?, unsubscribed_at = NULL, consent_at = ?, consent_source = ?,"
+                    " consent_ip = NULL, consent_form = NULL, confirmed_at = ? WHERE email = ?",
+                    (f"resubscribed by {source}", new_name, stamp, stamp, source, stamp, email),
+                )
+                summary.resubscribed += 1
+                continue
+            if status in (store.UNSUBSCRIBED, store.SUPPRESSED):
+                summary.kept_unsubscribed.append(email)
+            if status == store.PENDING:
+                # Listed by whoever holds the consent record for this import: confirmed now.
+                conn.execute(
+                    "UPDATE subscribers SET status = 'active', name = ?, updated_at = ?,"
+                    " consent_at = ?, consent_source = ?, confirmed_at = ? WHERE email = ?",
+                    (new_name, stamp, stamp, source, stamp, email),
+                )
+                summary.updated += 1
+            elif new_name != current["name"]:
+                conn.execute(
+                    "UPDATE subscribers SET name = ?, updated_at = ? WHERE email = ?",
+                    (new_name, stamp, email),
+                )
+                summary.updated += 1
+            elif status not in (store.UNSUBSCRIBED, store.SUPPRESSED):
+                summary.unchanged += 1

@@ -1,0 +1,205 @@
+"""The SQLite store: schema, subscribers, and the send ledger's state machine."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import tracemalloc
+
+import pytest
+
+from newsletter import store
+from newsletter.errors import StoreError
+
+
+@pytest.fixture
+def conn(tmp_path):
+    c = store.connect(tmp_path / "sub" / "dir" / "n.db")  # parent folders are created
+    yield c
+    c.close()
+
+
+def add(conn, n: int, start: int = 0) -> list[str]:
+    emails = [f"user{i:06d}@example.org" for i in range(start, start + n)]
+    with store.transaction(conn):
+        for e in emails:
+            conn.execute(
+                "INSERT INTO subscribers (email, name, status) VALUES (?, ?, 'active')", (e, e[:8])
+            )
+    return emails
+
+
+def test_connect_sets_wal_schema_version_and_pragmas(tmp_path):
+    c = store.connect(tmp_path / "a.db")
+    assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert c.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert c.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"subscribers", "sends", "test_sends", "events"} <= tables
+    c.close()
+    # Reopening does not migrate twice (it would fail on CREATE TABLE).
+    store.connect(tmp_path / "a.db").close()
+
+
+def test_agreed_columns_exist(conn):
+    def cols(table):
+        return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+    assert cols("subscribers") == [
+        "id", "email", "name", "status", "status_reason", "created_at", "updated_at",
+        "unsubscribed_at", "consent_at", "consent_source", "consent_ip", "consent_form",
+        "confirmed_at",
+    ]
+    assert cols("sends") == [
+        "issue", "email", "state", "message_id", "last_error", "attempts", "updated_at",
+    ]
+    assert cols("test_sends") == ["id", "issue", "content_hash", "recipients", "sent_at"]
+    assert cols("events") == [
+        "sg_event_id", "issue", "email", "event", "timestamp", "reason", "received_at",
+    ]
+
+
+def test_not_a_database_is_a_store_error(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open the database"):
+        store.connect(bad)
+
+
+def test_normalise_email():
+    assert store.normalise_email("  Ann.Smith@Example.ORG ") == "ann.smith@example.org"
+    with pytest.raises(ValueError):
+        store.normalise_email("not-an-address")
+    with pytest.raises(ValueError):
+        store.normalise_email("a@b@c.org")
+
+
+def test_add_get_unsubscribe(conn):
+    s = store.add_subscriber(conn, "a@example.org", "Ann", consent_source="form")
+    assert s.status == "active" and s.consent_source == "form" and s.consent_at
+    with pytest.raises(StoreError, match="already"):
+        store.add_subscriber(conn, "a@example.org")
+    assert store.unsubscribe(conn, "a@example.org", "clicked the link")
+    s = store.get_subscriber(conn, "a@example.org")
+    assert s.status == "unsubscribed" and s.status_reason == "clicked the link"
+    assert s.unsubscribed_at
+    assert store.unsubscribe(conn, "a@example.org")  # idempotent
+    assert not store.unsubscribe(conn, "nobody@example.org")
+    store.set_status(conn, "a@example.org", "suppressed", "bounce")
+    store.unsubscribe(conn, "a@example.org")
+    assert store.get_subscriber(conn, "a@example.org").status == "suppressed"
+
+
+def test_active_batches_are_keyset_pages_in_id_order(conn):
+    emails = add(conn, 25)
+    store.unsubscribe(conn, emails[3])
+    batches = list(store.active_batches(conn, batch=10))
+    assert [len(b) for b in batches] == [10, 10, 4]
+    got = [s.email for b in batches for s in b]
+    assert got == [e for e in emails if e != emails[3]]
+    assert [s.email for s in store.list_subscribers(conn, status="unsubscribed")] == [emails[3]]
+
+
+def test_active_batches_memory_is_flat(conn):
+    add(conn, 20_000)
+    tracemalloc.start()
+    n = 0
+    for batch in store.active_batches(conn, batch=500):
+        n += len(batch)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 20_000
+    assert peak < 2_000_000  # one page, not 20,000 rows
+
+
+def test_ledger_seed_claim_record_cycle(conn):
+    emails = add(conn, 5)
+    assert store.seed(conn, "2011-05", chunk=2) == 5
+    assert store.seed(conn, "2011-05") == 0  # INSERT OR IGNORE: never twice
+    claimed, skipped = store.claim(conn, "2011-05", 3)
+    assert [c.email for c in claimed] == emails[:3] and skipped == 0
+    counts = store.ledger_counts(conn, "2011-05")
+    assert counts["in_flight"] == 3 and counts["pending"] == 2
+    store.record(conn, "2011-05", [(emails[0], "sent", "m1", None),
+                                   (emails[1], "rejected", None, "bad mailbox"),
+                                   (emails[2], "unknown", None, "timeout")])
+    counts = store.ledger_counts(conn, "2011-05")
+    assert (counts["sent"], counts["rejected"], counts["unknown"], counts["in_flight"]) == (1, 1, 1, 0)
+    row = conn.execute("SELECT * FROM sends WHERE email = ?", (emails[0],)).fetchone()
+    assert row["message_id"] == "m1" and row["attempts"] == 1 and row["updated_at"]
+    # Recording twice does nothing: only in-flight rows take an outcome.
+    store.record(conn, "2011-05", [(emails[0], "failed", None, "late")])
+    assert store.ledger_counts(conn, "2011-05")["sent"] == 1
+
+
+def test_claim_skips_and_drops_inactive(conn):
+    emails = add(conn, 4)
+    store.seed(conn, "i")
+    store.unsubscribe(conn, emails[1])
+    claimed, skipped = store.claim(conn, "i", 10)
+    assert [c.email for c in claimed] == [emails[0], emails[2], emails[3]]
+    assert skipped == 1
+    assert store.seed(conn, "i") == 0  # not re-added while unsubscribed
+    assert sum(store.ledger_counts(conn, "i").values()) == 3
+
+
+def test_recover_in_flight_becomes_unknown_and_requeue(conn):
+    emails = add(conn, 3)
+    store.seed(conn, "i")
+    store.claim(conn, "i", 2)
+    assert store.recover_in_flight(conn, "i") == 2
+    assert store.ledger_emails(conn, "i", "unknown") == emails[:2]
+    assert store.requeue(conn, "i", ["unknown"]) == 2
+    assert store.ledger_counts(conn, "i")["pending"] == 3
+    with pytest.raises(StoreError):
+        store.requeue(conn, "i", ["sent"])
+
+
+def test_release_returns_rows_to_pending(conn):
+    emails = add(conn, 2)
+    store.seed(conn, "i")
+    store.claim(conn, "i", 2)
+    store.release(conn, "i", emails)
+    assert store.ledger_counts(conn, "i")["pending"] == 2
+
+
+def test_test_sends_and_events(conn):
+    assert store.last_test_send(conn, "i") is None
+    store.record_test_send(conn, "i", "h1", ["a@example.org"])
+    store.record_test_send(conn, "i", "h2", ["a@example.org", "b@example.org"])
+    row = store.last_test_send(conn, "i")
+    assert row["content_hash"] == "h2" and "b@example.org" in row["recipients"]
+    conn.execute("INSERT INTO events VALUES ('e1','i','a@example.org','delivered',1,NULL,'t')")
+    conn.execute("INSERT INTO events VALUES ('e2','i','a@example.org','open',2,NULL,'t')")
+    assert store.event_counts(conn, "i") == {"delivered": 1, "open": 1}
+
+
+def test_another_process_can_write_during_a_claim_cycle(tmp_path):
+    """The web app unsubscribes someone from another process while the ledger is busy."""
+    path = tmp_path / "n.db"
+    conn = store.connect(path)
+    emails = add(conn, 50)
+    store.seed(conn, "i")
+    script = (
+        "import sys; from newsletter import store\n"
+        "c = store.connect(sys.argv[1])\n"
+        "for e in sys.argv[2:]: store.unsubscribe(c, e, 'web')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path), *emails[10:20]])
+    total = 0
+    while True:
+        claimed, _ = store.claim(conn, "i", 5)
+        if not claimed:
+            break
+        total += len(claimed)
+        store.record(conn, "i", [(c.email, "sent", None, None) for c in claimed])
+    assert proc.wait(timeout=30) == 0
+    assert 40 <= total <= 50
+    assert store.count_subscribers(conn)["unsubscribed"] == 10
+
+
+def test_schema_enforces_states(conn):
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO sends (issue, email, state) VALUES ('i', 'a', 'bogus')")

@@ -1,0 +1,104 @@
+"""CSV import: validation, normalisation, re-import, and unsubscribed addresses kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from newsletter import store
+from newsletter.errors import StoreError
+from newsletter.subscribers import import_csv
+
+
+@pytest.fixture
+def conn(tmp_path):
+    c = store.connect(tmp_path / "n.db")
+    yield c
+    c.close()
+
+
+def write(tmp_path, text: str, name: str = "list.csv", encoding: str = "utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_import_validates_normalises_and_reports_lines(conn, tmp_path):
+    path = write(tmp_path, "Email,Name,extra\n"
+                           "Ann@Example.ORG,Ann Zürich,x\n"
+                           "not-an-address,Bob,\n"
+                           ",Nobody,\n"
+                           "\n"
+                           "ann@example.org,Ann again,\n"
+                           "chen@例え.jp,陳,\n")
+    summary = import_csv(conn, path)
+    assert summary.added == 2
+    assert [line for line, _ in summary.skipped] == [3, 4, 6]
+    assert "not-an-address" in summary.skipped[0][1]
+    assert "repeats line 2" in summary.skipped[2][1]
+    ann = store.get_subscriber(conn, "ann@example.org")
+    assert ann.name == "Ann Zürich" and ann.status == "active"
+    assert ann.consent_source == "import:list.csv" and ann.consent_at
+    assert store.get_subscriber(conn, "chen@xn--r8jz45g.jp") or store.get_subscriber(
+        conn, "chen@例え.jp")
+
+
+def test_bom_is_accepted(conn, tmp_path):
+    path = write(tmp_path, "email\nA@example.org\n", encoding="utf-8-sig")
+    assert import_csv(conn, path).added == 1
+
+
+def test_reimport_updates_name_never_duplicates(conn, tmp_path):
+    import_csv(conn, write(tmp_path, "email,name\na@example.org,A\nb@example.org,B\n"))
+    summary = import_csv(conn, write(tmp_path, "email,name\nA@example.org,Alice\nb@example.org,B\n"))
+    assert (summary.added, summary.updated, summary.unchanged) == (0, 1, 1)
+    assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 2
+    assert store.get_subscriber(conn, "a@example.org").name == "Alice"
+    # Without a name column the name is kept.
+    import_csv(conn, write(tmp_path, "email\na@example.org\n"))
+    assert store.get_subscriber(conn, "a@example.org").name == "Alice"
+
+
+def test_unsubscribed_stays_unless_explicitly_resubscribed(conn, tmp_path):
+    import_csv(conn, write(tmp_path, "email\na@example.org\nb@example.org\nc@example.org\n"))
+    store.unsubscribe(conn, "a@example.org")
+    store.unsubscribe(conn, "b@example.org")
+    store.set_status(conn, "c@example.org", "suppressed", "bounce")
+    summary = import_csv(conn, write(
+        tmp_path, "email,resubscribe\na@example.org,\nb@example.org,yes\nc@example.org,no\n",
+        name="again.csv"))
+    assert summary.kept_unsubscribed == ["a@example.org", "c@example.org"]
+    assert summary.resubscribed == 1
+    assert store.get_subscriber(conn, "a@example.org").status == "unsubscribed"
+    assert store.get_subscriber(conn, "c@example.org").status == "suppressed"
+    b = store.get_subscriber(conn, "b@example.org")
+    assert b.status == "active" and b.consent_source == "import:again.csv"
+    assert b.unsubscribed_at is None
+    # The whole-file flag.
+    summary = import_csv(conn, write(tmp_path, "email\na@example.org\n"), resubscribe=True)
+    assert summary.resubscribed == 1
+    assert store.get_subscriber(conn, "a@example.org").status == "active"
+
+
+def test_missing_email_column(conn, tmp_path):
+    with pytest.raises(StoreError, match="no 'email' column") as err:
+        import_csv(conn, write(tmp_path, "mail,name\na@example.org,A\n"))
+    assert str(err.value).startswith(str(tmp_path / "list.csv") + ":1: ")
+
+
+def test_not_utf8(conn, tmp_path):
+    with pytest.raises(StoreError, match="not UTF-8") as err:
+        import_csv(conn, write(tmp_path, "email,name\na@example.org,Zoë\n", encoding="latin-1"))
+    assert ":2: " in str(err.value)
+    assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_missing_file(conn, tmp_path):
+    with pytest.raises(StoreError, match="file not found"):
+        import_csv(conn, tmp_path / "nope.csv")
+
+
+def test_large_import_in_chunks(conn, tmp_path):
+    lines = "".join(f"u{i}@example.org,U{i}\n" for i in range(2500))
+    summary = import_csv(conn, write(tmp_path, "email,name\n" + lines))
+    assert summary.added == 2500
+    assert store.count_subscribers(conn)["active"] == 2500

@@ -366,7 +366,8 @@ def requeue(conn: sqlite3.Connection, issue: str, states: Sequence[str]) -> int:
             raise StoreError(f"refusing to requeue {state!r} rows", field="state")
     marks = ",".join("?" * len(states))
     cur = conn.execute(
-        f"UPDATE sends SET state = 'pending', updated_at = ? WHERE issue = ? AND state IN ({marks})",
+        "UPDATE sends SET state = 'pending', updated_at = ?"
+        f" WHERE issue = ? AND state IN ({marks})",
         (now(), issue, *states),
     )
     return cur.rowcount

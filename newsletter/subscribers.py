@@ -114,7 +114,8 @@ def _write(conn, rows, source: str, has_name: bool, summary: ImportSummary) -> N
             if current is None:
                 conn.execute(
                     "INSERT INTO subscribers (email, name, status, created_at, updated_at,"
-                    " consent_at, consent_source, confirmed_at) VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
+                    " consent_at, consent_source, confirmed_at)"
+                    " VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
                     (email, name, stamp, stamp, stamp, source, stamp),
                 )
                 summary.added += 1

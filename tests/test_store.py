@@ -126,7 +126,7 @@ def test_ledger_seed_claim_record_cycle(conn):
                                    (emails[1], "rejected", None, "bad mailbox"),
                                    (emails[2], "unknown", None, "timeout")])
     counts = store.ledger_counts(conn, "2011-05")
-    assert (counts["sent"], counts["rejected"], counts["unknown"], counts["in_flight"]) == (1, 1, 1, 0)
+    assert [counts[s] for s in ("sent", "rejected", "unknown", "in_flight")] == [1, 1, 1, 0]
     row = conn.execute("SELECT * FROM sends WHERE email = ?", (emails[0],)).fetchone()
     assert row["message_id"] == "m1" and row["attempts"] == 1 and row["updated_at"]
     # Recording twice does nothing: only in-flight rows take an outcome.

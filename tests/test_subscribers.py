@@ -38,8 +38,7 @@ def test_import_validates_normalises_and_reports_lines(conn, tmp_path):
     ann = store.get_subscriber(conn, "ann@example.org")
     assert ann.name == "Ann Zürich" and ann.status == "active"
     assert ann.consent_source == "import:list.csv" and ann.consent_at
-    assert store.get_subscriber(conn, "chen@xn--r8jz45g.jp") or store.get_subscriber(
-        conn, "chen@例え.jp")
+    assert store.get_subscriber(conn, "chen@例え.jp").name == "陳"  # Unicode domain kept
 
 
 def test_bom_is_accepted(conn, tmp_path):
@@ -49,7 +48,8 @@ def test_bom_is_accepted(conn, tmp_path):
 
 def test_reimport_updates_name_never_duplicates(conn, tmp_path):
     import_csv(conn, write(tmp_path, "email,name\na@example.org,A\nb@example.org,B\n"))
-    summary = import_csv(conn, write(tmp_path, "email,name\nA@example.org,Alice\nb@example.org,B\n"))
+    again = "email,name\nA@example.org,Alice\nb@example.org,B\n"
+    summary = import_csv(conn, write(tmp_path, again))
     assert (summary.added, summary.updated, summary.unchanged) == (0, 1, 1)
     assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 2
     assert store.get_subscriber(conn, "a@example.org").name == "Alice"

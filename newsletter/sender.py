@@ -1,0 +1,388 @@
+"""The send loop: ledger batches -> provider -> ledger, exactly once per subscriber.
+
+Order of one batch (never changed by a provider, see providers/base.py):
+  1. claim: pending rows -> in_flight, committed (anyone no longer active is dropped here);
+  2. send_batch, with bounded retries of RetryableError (nothing was accepted) and backoff;
+  3. record each recipient's outcome after the provider answered.
+A crash between 1 and 3 leaves rows in_flight; the next run reports them `unknown` and only
+`retry_unknown=True` sends them again. Rows `failed` (certainly not accepted) are retried by
+the next run without asking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter import store
+from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
+from newsletter.providers.base import (
+    Campaign,
+    Provider,
+    Recipient,
+    Result,
+    RetryableError,
+    Status,
+)
+
+TEST_PREFIX = "[TEST] "
+MAX_ATTEMPTS = 5  # per batch, for RetryableError
+BACKOFF_BASE = 0.5  # seconds; doubled per attempt, with full jitter in [d/2, d]
+BACKOFF_MAX = 30.0
+RETRY_AFTER_MAX = 600.0  # never sleep longer than this on a provider's Retry-After
+UNKNOWN_SAMPLE = 20  # addresses listed in a report; `status` shows the counts
+
+
+def content_hash(rendered) -> str:
+    """sha256 over html, text and subject (NUL-separated): what reviewers saw."""
+    digest = hashlib.sha256()
+    for part in (rendered.html, rendered.text, rendered.subject):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def make_campaign(rendered, settings, *, test: bool = False) -> Campaign:
+    """Built once per send: every copy shares it and differs only in its Recipient."""
+    return Campaign(
+        slug=rendered.slug,
+        subject=(TEST_PREFIX + rendered.subject) if test else rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        from_email=settings.from_email,
+        from_name=settings.from_name,
+        reply_to=settings.reply_to,
+        list_id=settings.list_id,
+        test=test,
+    )
+
+
+# -- test sends ----------------------------------------------------------------------------
+
+
+def validate_addresses(addresses: Iterable[str], field: str) -> list[str]:
+    """Normalised, de-duplicated addresses, or NewsletterError naming the bad one."""
+    seen: dict[str, None] = {}
+    for address in addresses:
+        try:
+            seen[store.normalise_email(address)] = None
+        except ValueError as exc:
+            raise NewsletterError(f"invalid address {address!r}: {exc}", field=field) from None
+    return list(seen)
+
+
+def _test_unsubscribe_url(settings, email: str) -> str:
+    from newsletter.tokens import unsubscribe_url
+
+    try:
+        return unsubscribe_url(settings, email)
+    except ConfigError:
+        # A new user without NEWSLETTER_SECRET can still try a test send; the link is inert.
+        base = (settings.public_url or "http://127.0.0.1:8025").rstrip("/")
+        return f"{base}/unsubscribe?t=test-send"
+
+
+def send_test(
+    rendered, settings, to: Sequence[str] | None = None, provider: Provider | None = None
+) -> list[Result]:
+    """Send "[TEST] subject" to `to` or the reviewers; remember what they saw.
+
+    A test_sends row with content_hash(rendered) is written when at least one copy was
+    accepted, so `send --all` can tell whether reviewers saw exactly this content.
+    """
+    if to:
+        addresses = validate_addresses(to, "--to")
+    else:
+        if not settings.reviewers:
+            raise ConfigError(
+                "no reviewers: add sender.reviewers to newsletter.toml or pass --to EMAIL",
+                field="sender.reviewers",
+            )
+        addresses = validate_addresses(settings.reviewers, "sender.reviewers")
+    own = provider is None
+    provider = provider or _get_provider(settings)
+    try:
+        campaign = make_campaign(rendered, settings, test=True)
+        results: list[Result] = []
+        for start in range(0, len(addresses), max(1, provider.max_batch)):
+            chunk = [
+                Recipient(email=a, unsubscribe_url=_test_unsubscribe_url(settings, a))
+                for a in addresses[start:start + provider.max_batch]
+            ]
+            results.extend(_send_with_retries(provider, campaign, chunk, attempts=3))
+    finally:
+        if own:
+            provider.close()
+    accepted = [r.email for r in results if r.status in (Status.SENT, Status.QUEUED)]
+    if accepted:
+        conn = store.connect(settings.db_path)
+        try:
+            store.record_test_send(conn, rendered.slug, content_hash(rendered), accepted)
+        finally:
+            conn.close()
+    return results
+
+
+# -- the full send -------------------------------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    issue: str
+    to_send: int = 0  # pending when this run started
+    already_done: int = 0  # sent/queued/rejected by earlier runs
+    sent: int = 0
+    queued: int = 0
+    rejected: int = 0
+    failed: int = 0
+    unknown: int = 0  # unknown in this run (not counting earlier ones)
+    skipped: int = 0  # unsubscribed or suppressed after the ledger was seeded: not sent
+    recovered_unknown: int = 0  # in_flight rows of a dead process, now unknown
+    requeued_unknown: int = 0  # unknown rows resent on purpose (--retry-unknown)
+    unknown_total: int = 0  # unknown rows in the ledger after this run
+    unknown_sample: list[str] = field(default_factory=list)
+    stopped: bool = False  # Ctrl-C / stop event: ended after a complete batch
+    batches: int = 0
+    requests: int = 0  # provider calls, retries included
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+
+    @property
+    def done(self) -> int:
+        """Recipients this run has an answer for."""
+        return self.sent + self.queued + self.rejected + self.failed + self.unknown
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def recipient_count(settings) -> int:
+    """How many would a send to all reach (active subscribers); for the confirmation."""
+    conn = store.connect(settings.db_path)
+    try:
+        return store.count_subscribers(conn)[store.ACTIVE]
+    finally:
+        conn.close()
+
+
+def send_all(
+    rendered,
+    settings,
+    provider: Provider | None = None,
+    *,
+    retry_unknown: bool = False,
+    progress: Callable[[SendReport], None] | None = None,
+    stop: threading.Event | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+    backoff: float = BACKOFF_BASE,
+) -> SendReport:
+    """Send the issue to every active subscriber not yet in a final ledger state.
+
+    Raises ProviderAuthError (credentials refused: that batch goes back to pending, nothing
+    more is sent) or ProviderError (the provider kept failing: that batch is `failed`, the
+    next run retries it). Ctrl-C or `stop` ends the run after the current batch.
+    """
+    from newsletter.tokens import unsubscribe_url
+
+    slug = rendered.slug
+    settings.secret  # noqa: B018 -- fail before anything is claimed when the key is missing
+    conn = store.connect(settings.db_path)
+    own = provider is None
+    try:
+        with _send_lock(settings.db_path):
+            provider = provider or _get_provider(settings)
+            report = SendReport(issue=slug)
+            report.recovered_unknown = store.recover_in_flight(conn, slug)
+            if retry_unknown:
+                report.requeued_unknown = store.requeue(conn, slug, ["unknown"])
+            store.requeue(conn, slug, ["failed"])
+            store.seed(conn, slug)
+            counts = store.ledger_counts(conn, slug)
+            report.to_send = counts["pending"]
+            report.already_done = sum(counts[s] for s in store.DONE_STATES)
+
+            campaign = make_campaign(rendered, settings)
+            size = max(1, min(settings.batch_size, provider.max_batch))
+            pacer = _Pacer(settings.rate_limit)
+            if settings.rate_limit:
+                size = max(1, min(size, int(settings.rate_limit)))  # smooth, not bursty
+            if progress:
+                progress(report)
+            try:
+                _loop(conn, slug, provider, campaign, settings, size, pacer, report,
+                      progress, stop, max_attempts, backoff, unsubscribe_url)
+            finally:
+                report.elapsed = time.monotonic() - report.started
+                report.unknown_total = store.ledger_counts(conn, slug)["unknown"]
+                report.unknown_sample = store.ledger_emails(conn, slug, "unknown",
+                                                            UNKNOWN_SAMPLE)
+            return report
+    finally:
+        if own and provider is not None:
+            provider.close()
+        conn.close()
+
+
+def _loop(conn, slug, provider, campaign, settings, size, pacer, report, progress, stop,
+          max_attempts, backoff, unsubscribe_url) -> None:
+    while True:
+        if stop is not None and stop.is_set():
+            report.stopped = True
+            return
+        claimed, skipped = store.claim(conn, slug, size)
+        report.skipped += skipped
+        if not claimed:
+            if skipped:
+                continue
+            return
+        recipients = [
+            Recipient(email=c.email, name=c.name,
+                      unsubscribe_url=unsubscribe_url(settings, c.email))
+            for c in claimed
+        ]
+        emails = [r.email for r in recipients]
+        pacer.wait(len(recipients))
+        try:
+            results = _send_with_retries(provider, campaign, recipients, attempts=max_attempts,
+                                         backoff=backoff, stop=stop, report=report)
+        except ProviderAuthError as exc:
+            store.release(conn, slug, emails)  # refused credentials: nothing was accepted
+            exc.message += "; the send stopped and nothing more was sent (fix it and rerun)"
+            raise
+        except _StoppedWhileWaiting:
+            store.release(conn, slug, emails)  # stopped during backoff: not sent
+            report.stopped = True
+            return
+        except ProviderError as exc:
+            # RetryableError after the last attempt, or an error before anything was sent.
+            store.record(conn, slug, [(e, "failed", None, str(exc)) for e in emails])
+            report.failed += len(emails)
+            exc.message += (
+                f"; the send stopped after {report.done - len(emails)} answers this run"
+                f" ({len(emails)} marked failed; rerun to retry them)"
+            )
+            raise
+        except KeyboardInterrupt:
+            # Interrupted mid-request: the provider may have accepted it.
+            _record_unknown(conn, slug, emails, "interrupted while the request was in flight",
+                            report)
+            report.stopped = True
+            return
+        except BaseException as exc:
+            _record_unknown(conn, slug, emails, f"unexpected error in flight: {exc!r}", report)
+            raise
+        _record_results(conn, slug, emails, results, report)
+        report.batches += 1
+        if progress:
+            report.elapsed = time.monotonic() - report.started
+            progress(report)
+
+
+def _record_unknown(conn, slug, emails, reason, report) -> None:
+    store.record(conn, slug, [(e, "unknown", None, reason) for e in emails])
+    report.unknown += len(emails)
+
+
+def _record_results(conn, slug, emails: list[str], results: list[Result], report) -> None:
+    by_email = {r.email: r for r in results}
+    outcomes = []
+    for email in emails:
+        result = by_email.get(email)
+        if result is None:  # a provider that lost track of someone: it may have been sent
+            outcomes.append((email, "unknown", None, "the provider returned no result"))
+            report.unknown += 1
+            continue
+        state = Status(result.status).value
+        outcomes.append((email, state, result.message_id, result.error))
+        setattr(report, state, getattr(report, state) + 1)
+    store.record(conn, slug, outcomes)
+
+
+class _StoppedWhileWaiting(Exception):
+    pass
+
+
+def _send_with_retries(
+    provider: Provider,
+    campaign: Campaign,
+    recipients: list[Recipient],
+    *,
+    attempts: int,
+    backoff: float = BACKOFF_BASE,
+    stop: threading.Event | None = None,
+    report: SendReport | None = None,
+) -> list[Result]:
+    """send_batch, retrying RetryableError (certainly not accepted) with backoff + jitter."""
+    for attempt in range(1, attempts + 1):
+        if report is not None:
+            report.requests += 1
+        try:
+            return provider.send_batch(campaign, recipients)
+        except RetryableError as exc:
+            if attempt == attempts:
+                exc.message += f" (gave up after {attempts} attempts)"
+                raise
+            delay = min(BACKOFF_MAX, backoff * 2 ** (attempt - 1))
+            delay = random.uniform(delay / 2, delay)
+            if exc.retry_after is not None:
+                delay = max(delay, min(exc.retry_after, RETRY_AFTER_MAX))
+            if stop is not None:
+                if stop.wait(delay):
+                    raise _StoppedWhileWaiting() from None
+            else:
+                time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class _Pacer:
+    """At most `rate` messages per second on average since the start (0 = no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.start = time.monotonic()
+        self.count = 0
+
+    def wait(self, n: int) -> None:
+        if self.rate > 0:
+            due = self.start + self.count / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        self.count += n
+
+
+def _get_provider(settings) -> Provider:
+    try:
+        from newsletter.providers import get_provider
+    except ImportError:  # the providers module is not there yet in this checkout
+        raise ConfigError("no mail providers are installed (newsletter.providers)") from None
+    return get_provider(settings)
+
+
+@contextmanager
+def _send_lock(db_path: Path) -> Iterator[None]:
+    """One full send at a time per database: a second one would mark the first one's
+    in-flight rows unknown. An OS lock, so a killed process never leaves it stale."""
+    import fcntl
+
+    path = Path(f"{db_path}-send.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise NewsletterError(
+                "another `newsletter send --all` is running on this database; wait for it"
+                " to finish", file=db_path,
+            ) from None
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,252 @@
+"""The send loop against an in-process provider: ledger states, retries, stops, test sends.
+
+Integration tests against the real providers and their loopback peers are in
+tests/test_send_integration.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from newsletter import sender, store
+from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
+from newsletter.providers.base import RetryableError, Status
+from newsletter.tokens import read_token
+from tests.support.sending import RecordingProvider, add_subscribers, counts, rendered
+
+
+def test_send_all_sends_each_active_subscriber_once(settings):
+    emails = add_subscribers(settings.db_path, 2500)
+    provider = RecordingProvider()
+    seen = []
+    report = sender.send_all(rendered(), settings, provider, progress=lambda r: seen.append(r.done))
+    assert len(provider.calls) == 3  # 1000 + 1000 + 500
+    assert Counter(provider.delivered) == Counter(emails)
+    assert report.sent == 2500 and report.to_send == 2500 and report.unknown == 0
+    assert seen == [0, 1000, 2000, 2500]
+    assert counts(settings.db_path)["sent"] == 2500
+    campaign, recipients = provider.calls[0]
+    assert campaign.subject == "Cities of Migration – May 2011" and not campaign.test
+    assert campaign.from_email == settings.from_email and campaign.reply_to == settings.reply_to
+    # Each recipient has their own signed unsubscribe link and their name.
+    r = recipients[7]
+    token = r.unsubscribe_url.split("t=", 1)[1]
+    assert r.unsubscribe_url.startswith(settings.public_url + "/unsubscribe?t=")
+    assert read_token(token, purpose="unsubscribe", list_id=settings.list_id,
+                      secrets=settings.secrets) == r.email
+    assert r.name == "Reader 7"
+    assert not provider.closed  # a provider passed in belongs to the caller
+
+
+def test_rerun_sends_nothing_new_but_new_subscribers(settings):
+    add_subscribers(settings.db_path, 30)
+    sender.send_all(rendered(), settings, RecordingProvider())
+    again = RecordingProvider()
+    report = sender.send_all(rendered(), settings, again)
+    assert again.calls == [] and report.sent == 0 and report.already_done == 30
+    new = add_subscribers(settings.db_path, 2, start=30)
+    third = RecordingProvider()
+    sender.send_all(rendered(), settings, third)
+    assert third.delivered == new
+
+
+def test_batch_size_is_capped_by_provider_and_settings(settings):
+    add_subscribers(settings.db_path, 25)
+    provider = RecordingProvider(max_batch=10)
+    sender.send_all(rendered(), settings, provider)
+    assert [len(rs) for _, rs in provider.calls] == [10, 10, 5]
+
+
+def test_unsubscribed_are_skipped_even_during_a_send(settings):
+    emails = add_subscribers(settings.db_path, 30)
+    conn = store.connect(settings.db_path)
+    store.unsubscribe(conn, emails[0])
+    store.set_status(conn, emails[1], "suppressed", "bounce")
+
+    def unsubscribe_later(_):  # the web app, while batch 0 is in flight
+        store.unsubscribe(conn, emails[25], "clicked")
+
+    provider = RecordingProvider(max_batch=10, script={0: unsubscribe_later})
+    report = sender.send_all(rendered(), settings, provider)
+    assert emails[0] not in provider.delivered and emails[1] not in provider.delivered
+    assert emails[25] not in provider.delivered
+    assert len(provider.delivered) == 27 and report.skipped == 1
+    assert counts(settings.db_path)["sent"] == 27
+
+
+def test_unknown_is_reported_not_resent_until_asked(settings):
+    emails = add_subscribers(settings.db_path, 20)
+
+    def die(_):
+        raise KeyboardInterrupt  # Ctrl-C while the request is on the wire
+
+    provider = RecordingProvider(max_batch=5, script={1: die})
+    report = sender.send_all(rendered(), settings, provider)
+    assert report.stopped and report.sent == 5 and report.unknown == 5
+    assert report.unknown_total == 5 and report.unknown_sample == emails[5:10]
+    c = counts(settings.db_path)
+    assert (c["sent"], c["unknown"], c["pending"], c["in_flight"]) == (5, 5, 10, 0)
+    # Rerun: the rest, not the unknowns.
+    second = RecordingProvider()
+    report = sender.send_all(rendered(), settings, second)
+    assert second.delivered == emails[10:] and report.unknown_total == 5
+    # On purpose.
+    third = RecordingProvider()
+    report = sender.send_all(rendered(), settings, third, retry_unknown=True)
+    assert third.delivered == emails[5:10] and report.requeued_unknown == 5
+    assert counts(settings.db_path)["sent"] == 20 and report.unknown_total == 0
+
+
+def test_rows_left_in_flight_by_a_dead_process_become_unknown(settings):
+    emails = add_subscribers(settings.db_path, 6)
+    conn = store.connect(settings.db_path)
+    store.seed(conn, "2011-05")
+    store.claim(conn, "2011-05", 2)  # ... and then the process was killed
+    provider = RecordingProvider()
+    report = sender.send_all(rendered(), settings, provider)
+    assert report.recovered_unknown == 2 and provider.delivered == emails[2:]
+    assert report.unknown_sample == emails[:2]
+
+
+def test_provider_unknown_results_are_recorded(settings):
+    add_subscribers(settings.db_path, 3)
+    report = sender.send_all(rendered(), settings, RecordingProvider(status=Status.UNKNOWN))
+    assert report.unknown == 3 and counts(settings.db_path)["unknown"] == 3
+
+
+def test_retryable_errors_back_off_then_succeed(settings):
+    emails = add_subscribers(settings.db_path, 4)
+    failures = iter([RetryableError("429 too many", provider="x", status=429, retry_after=0.3),
+                     RetryableError("500", provider="x", status=500)])
+
+    def flaky(_):
+        raise next(failures)
+
+    provider = RecordingProvider(script={0: flaky, 1: flaky})
+    start = time.monotonic()
+    report = sender.send_all(rendered(), settings, provider, backoff=0.01)
+    assert time.monotonic() - start >= 0.3  # Retry-After honoured
+    assert report.requests == 3 and report.sent == 4
+    assert provider.calls[2][1] == provider.calls[0][1]  # the same batch again
+    assert counts(settings.db_path)["sent"] == 4 and len(emails) == 4
+
+
+def test_retryable_exhausted_marks_failed_and_next_run_retries(settings):
+    add_subscribers(settings.db_path, 4)
+
+    def down(_):
+        raise RetryableError("503 unavailable", provider="x", status=503)
+
+    provider = RecordingProvider(script=dict.fromkeys(range(3), down))
+    with pytest.raises(ProviderError, match="gave up after 3 attempts.*4 marked failed"):
+        sender.send_all(rendered(), settings, provider, max_attempts=3, backoff=0.01)
+    c = counts(settings.db_path)
+    assert c["failed"] == 4 and c["sent"] == 0 and c["in_flight"] == 0
+    conn = store.connect(settings.db_path)
+    assert "503" in conn.execute("SELECT last_error FROM sends").fetchone()[0]
+    report = sender.send_all(rendered(), settings, RecordingProvider())
+    assert report.sent == 4
+
+
+def test_auth_error_stops_at_once_and_releases_the_batch(settings):
+    add_subscribers(settings.db_path, 30)
+
+    def refused(_):
+        raise ProviderAuthError("the API key was refused (HTTP 401)", provider="sendgrid",
+                                status=401)
+
+    provider = RecordingProvider(max_batch=10, script={0: refused})
+    with pytest.raises(ProviderAuthError, match="refused.*nothing more was sent"):
+        sender.send_all(rendered(), settings, provider)
+    assert len(provider.calls) == 1
+    c = counts(settings.db_path)
+    assert c["pending"] == 30 and c["sent"] == 0 and c["in_flight"] == 0
+
+
+def test_stop_event_ends_after_the_current_batch(settings):
+    add_subscribers(settings.db_path, 30)
+    stop = threading.Event()
+    provider = RecordingProvider(max_batch=10, script={0: lambda _: stop.set()})
+    report = sender.send_all(rendered(), settings, provider, stop=stop)
+    assert report.stopped and report.sent == 10 and len(provider.calls) == 1
+    c = counts(settings.db_path)
+    assert (c["sent"], c["pending"], c["in_flight"]) == (10, 20, 0)
+
+
+def test_rate_limit(settings):
+    import dataclasses
+
+    add_subscribers(settings.db_path, 100)
+    limited = dataclasses.replace(settings, rate_limit=50.0)
+    provider = RecordingProvider()
+    start = time.monotonic()
+    sender.send_all(rendered(), limited, provider)
+    assert time.monotonic() - start >= 0.95
+    assert [len(rs) for _, rs in provider.calls] == [50, 50]
+
+
+def test_missing_secret_fails_before_claiming(settings):
+    import dataclasses
+
+    add_subscribers(settings.db_path, 3)
+    env = {k: v for k, v in settings.env.items() if k != "NEWSLETTER_SECRET"}
+    with pytest.raises(ConfigError, match="NEWSLETTER_SECRET"):
+        sender.send_all(rendered(), dataclasses.replace(settings, env=env), RecordingProvider())
+    assert counts(settings.db_path)["in_flight"] == 0
+
+
+def test_a_second_send_at_once_is_refused(settings):
+    add_subscribers(settings.db_path, 3)
+    box = {}
+
+    def nested(_):
+        with pytest.raises(NewsletterError, match="another .* is running") as err:
+            sender.send_all(rendered(), settings, RecordingProvider())
+        box["err"] = err
+
+    sender.send_all(rendered(), settings, RecordingProvider(script={0: nested}))
+    assert "err" in box
+
+
+# -- test sends ----------------------------------------------------------------------------
+
+
+def test_send_test_to_reviewers_records_hash(settings):
+    provider = RecordingProvider()
+    results = sender.send_test(rendered(), settings, provider=provider)
+    assert [r.email for r in results] == list(settings.reviewers)
+    campaign, recipients = provider.calls[0]
+    assert campaign.subject == "[TEST] Cities of Migration – May 2011" and campaign.test
+    conn = store.connect(settings.db_path)
+    row = store.last_test_send(conn, "2011-05")
+    assert row["content_hash"] == sender.content_hash(rendered())
+    assert row["recipients"] == ", ".join(settings.reviewers)
+
+
+def test_send_test_to_given_addresses_validated(settings):
+    provider = RecordingProvider()
+    sender.send_test(rendered(), settings, to=["Me@Example.org", "me@example.org"],
+                     provider=provider)
+    assert provider.delivered == ["me@example.org"]
+    with pytest.raises(NewsletterError, match="--to: invalid address 'nope'"):
+        sender.send_test(rendered(), settings, to=["nope"], provider=provider)
+
+
+def test_send_test_not_recorded_when_nothing_accepted(settings):
+    sender.send_test(rendered(), settings, provider=RecordingProvider(status=Status.REJECTED))
+    conn = store.connect(settings.db_path)
+    assert store.last_test_send(conn, "2011-05") is None
+
+
+def test_content_hash_changes_with_any_part():
+    import dataclasses
+
+    base = rendered()
+    h = sender.content_hash(base)
+    assert len(h) == 64 and h == sender.content_hash(rendered())
+    for change in ({"html": base.html + " "}, {"text": base.text + " "}, {"subject": "x"}):
+        assert sender.content_hash(dataclasses.replace(base, **change)) != h

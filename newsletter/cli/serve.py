@@ -1,0 +1,60 @@
+"""`newsletter serve`: the web endpoints (unsubscribe, subscribe/confirm, webhooks)."""
+
+from __future__ import annotations
+
+import click
+
+from newsletter.cli.common import load_settings, reports_errors
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (keep 127.0.0.1 behind a reverse proxy).")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64),
+              help="Worker threads (each has its own database connection).")
+@click.option("--trusted-proxy", default=None, metavar="IP",
+              help="Address of the reverse proxy whose X-Forwarded-For/-Proto are believed "
+                   "(for the consent record). Without it those headers are ignored.")
+@reports_errors
+def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None:
+    """Serve one-click unsubscribe, subscribe with confirmation, and SendGrid webhooks.
+
+    Runs waitress (a production WSGI server). Put it behind an HTTPS reverse proxy and set
+    [links] public in newsletter.toml to the address the proxy serves it at.
+
+    \b
+    Example:
+      newsletter serve
+      newsletter serve --port 8025 --threads 16 --trusted-proxy 127.0.0.1
+    """
+    import logging
+
+    from newsletter.web import PUBLIC_KEY_ENV, create_app, make_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings()
+    app = create_app(settings)
+    try:
+        server = make_server(app, host=host, port=port, threads=threads,
+                             trusted_proxy=trusted_proxy)
+    except OSError as exc:
+        from newsletter.errors import NewsletterError
+
+        raise NewsletterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    real_port = server.effective_port
+    click.echo(f"serving {settings.name} on http://{host}:{real_port} "
+               f"(public address: {settings.public_url or 'not set: [links] public'})", err=True)
+    if app.public_key is None:
+        click.echo(f"note: {PUBLIC_KEY_ENV} is not set: /webhooks/sendgrid refuses every "
+                   "request", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+COMMANDS = [serve]

@@ -1,0 +1,364 @@
+"""The web endpoints of `newsletter serve`: one-click unsubscribe, double opt-in, webhooks.
+
+A small WSGI application (werkzeug for request parsing and responses), served by waitress.
+It shares the SQLite database with the CLI: every worker thread has its own connection
+(store.connect: WAL, busy timeout) and every write is one short `BEGIN IMMEDIATE`
+transaction, so a `send --all` running at the same moment sees an unsubscribe at once.
+
+Rules kept everywhere: GET never changes state (except /confirm, which is what the link in the
+confirmation email is for, and which only acts on an open request); every SQL statement is
+parameterised; every value in a page goes through Jinja autoescape; bodies are size-limited
+before they are read; tokens and addresses are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Request, Response
+
+from newsletter import lifecycle, store, tokens
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, NewsletterError
+
+log = logging.getLogger("newsletter.web")
+
+FORM_LIMIT = 64 * 1024  # bytes: any form body (subscribe, unsubscribe button, one-click)
+WEBHOOK_LIMIT = 1024 * 1024  # bytes: one SendGrid batch (SendGrid sends up to a few hundred KB)
+WEBHOOK_MAX_AGE = 600  # seconds: an older (or that far future) signed timestamp is a replay
+MAX_NAME = 200  # characters kept of a subscriber's name
+MAX_FORM_ID = 100
+PUBLIC_KEY_ENV = "SENDGRID_WEBHOOK_PUBLIC_KEY"
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+_DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+
+
+class _Request(Request):
+    # werkzeug refuses larger bodies with 413 before parsing them.
+    max_content_length = FORM_LIMIT
+    max_form_memory_size = FORM_LIMIT
+    max_form_parts = 50
+
+
+def load_public_key(value: str | None):
+    """SendGrid's verification key: the base64 DER text from its settings page (a full PEM
+    block is accepted too). None when not configured."""
+    if not value or not value.strip():
+        return None
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    text = value.strip()
+    if text.startswith("-----BEGIN"):
+        text = "".join(line for line in text.splitlines() if not line.startswith("-----"))
+    try:
+        return EventWebhook(text.replace("\n", "")).public_key
+    except (ValueError, TypeError, binascii.Error):
+        raise ConfigError(
+            "not a valid ECDSA public key (copy the verification key from SendGrid's "
+            "Event Webhook settings)", field=PUBLIC_KEY_ENV,
+        ) from None
+
+
+class App:
+    """The WSGI application. `App(settings)(environ, start_response)`."""
+
+    def __init__(self, settings: Settings, *, db_path: Path | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.db_path = Path(db_path or settings.db_path)
+        self.secrets = settings.secrets  # ConfigError now, at start-up, when unset
+        self.list_id = settings.list_id
+        self.public_key = load_public_key(settings.getenv(PUBLIC_KEY_ENV))
+        self.clock = clock
+        self._local = threading.local()
+        self._verifier = None
+        loaders = [jinja2.FileSystemLoader(str(settings.templates_dir / "web"))]
+        if _DEFAULT_TEMPLATES.is_dir():
+            loaders.append(jinja2.FileSystemLoader(str(_DEFAULT_TEMPLATES)))
+        self.jinja = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=jinja2.select_autoescape(disabled_extensions=("txt",), default=True),
+            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        )
+        self.routes: dict[str, dict[str, Callable[[Request], Response]]] = {
+            "/": {"GET": self.subscribe_page},
+            "/subscribe": {"GET": self.subscribe_page, "POST": self.subscribe},
+            "/confirm": {"GET": self.confirm},
+            "/unsubscribe": {"GET": self.unsubscribe_page, "POST": self.unsubscribe},
+            "/webhooks/sendgrid": {"POST": self.sendgrid_webhook},
+            "/healthz": {"GET": self.health},
+        }
+        with self.db():  # create/migrate the schema now, not in the first request
+            pass
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def conn(self):
+        """This thread's connection (waitress runs a fixed pool of worker threads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = store.connect(self.db_path)
+        return conn
+
+    def db(self):
+        return lifecycle.transaction(self.conn())
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        request = _Request(environ)
+        try:
+            response = self.dispatch(request)
+        except RequestEntityTooLarge:
+            response = self.page("error.html", 413, title="Too large",
+                                 message="That request was larger than this site accepts.")
+        except HTTPException as exc:
+            response = self.page("error.html", exc.code or 400, title="Bad request",
+                                 message="The request could not be understood.")
+        except Exception:
+            log.exception("error handling %s %s", request.method, request.path)
+            response = self.page("error.html", 500, title="Something went wrong",
+                                 message="Please try again in a few minutes.")
+        self.secure(response)
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        methods = self.routes.get(request.path.rstrip("/") or "/")
+        if methods is None:
+            return self.page("error.html", 404, title="Not found",
+                             message="There is no page at this address.")
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = methods.get(method)
+        if handler is None:
+            response = self.page("error.html", 405, title="Not allowed",
+                                 message="This address does not accept that kind of request.")
+            response.headers["Allow"] = ", ".join(sorted({*methods, "HEAD"} if "GET" in methods
+                                                         else methods))
+            return response
+        return handler(request)
+
+    def secure(self, response: Response) -> None:
+        h = response.headers
+        h.setdefault("Content-Security-Policy",
+                     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        # Tokens are in our URLs: never send them on as a Referer, never cache the pages.
+        h.setdefault("Referrer-Policy", "no-referrer")
+        h.setdefault("Cache-Control", "no-store")
+        if (self.settings.public_url or "").startswith("https://"):
+            h.setdefault("Strict-Transport-Security", "max-age=31536000")
+
+    def page(self, template: str, status: int = 200, **context: Any) -> Response:
+        html = self.jinja.get_template(template).render(
+            newsletter=self.settings.name, language=self.settings.language,
+            contact=self.settings.reply_to or self.settings.from_email,
+            website=self.settings.website, **context,
+        )
+        return Response(html, status=status, mimetype="text/html")
+
+    def bad_link(self) -> Response:
+        return self.page(
+            "error.html", 400, title="This link does not work",
+            message="The link is incomplete or has been changed, so nothing was done. If you "
+                    "copied it from an email, please make sure you copied all of it.",
+        )
+
+    def read_token(self, request: Request, purpose: str) -> tuple[str, str] | None:
+        token = request.args.get("t", "")
+        try:
+            return token, tokens.read_token(token, purpose=purpose, list_id=self.list_id,
+                                            secrets=self.secrets)
+        except tokens.BadToken:
+            return None
+
+    # -- unsubscribe ------------------------------------------------------------------------
+    def unsubscribe_page(self, request: Request) -> Response:
+        found = self.read_token(request, tokens.UNSUBSCRIBE)
+        if found is None:
+            return self.bad_link()
+        return self.page("unsubscribe.html", email=found[1])
+
+    def unsubscribe(self, request: Request) -> Response:
+        """RFC 8058 one-click (body `List-Unsubscribe=One-Click`) or the page's button: both
+        unsubscribe at once; the token is the only credential needed."""
+        found = self.read_token(request, tokens.UNSUBSCRIBE)
+        if found is None:
+            return self.bad_link()
+        request.form  # noqa: B018 -- reads (and size-checks) the body; its content is not needed
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+        try:
+            with self.db() as conn:
+                lifecycle.unsubscribe(conn, found[1], "unsubscribe link",
+                                      "one-click" if one_click else "web page")
+        except ValueError:  # a signed address store.py cannot normalise: nothing to do
+            pass
+        return self.page("unsubscribed.html", email=found[1])
+
+    # -- double opt-in ---------------------------------------------------------------------
+    def subscribe_page(self, request: Request) -> Response:
+        return self.page("subscribe.html", error=None, email="", name="")
+
+    def subscribe(self, request: Request) -> Response:
+        email = request.form.get("email", "").strip()
+        name = " ".join(request.form.get("name", "").split())  # one line, no control breaks
+        form_id = " ".join(request.form.get("form", "").split())[:MAX_FORM_ID] or "subscribe"
+        error = None
+        if len(name) > MAX_NAME:
+            error = f"Please give a name of at most {MAX_NAME} characters."
+        else:
+            try:
+                from email_validator import EmailNotValidError, validate_email
+
+                validate_email(email, check_deliverability=False)
+                address = lifecycle.normalise_email(email)
+            except (EmailNotValidError, ValueError):
+                error = "Please enter a valid email address, such as name@example.org."
+        if error:
+            return self.page("subscribe.html", 400, error=error, email=email[:320],
+                             name=name[:MAX_NAME])
+        with self.db() as conn:
+            outcome = lifecycle.subscribe_request(
+                conn, address, name or None, request.remote_addr,
+                f"{form_id} ({request.path})",
+            )
+        if outcome.send_confirmation:
+            try:
+                self.send_confirmation(address, name or None)
+            except NewsletterError as exc:
+                log.error("confirmation email not sent: %s", exc)
+                return self.page(
+                    "error.html", 503, title="Please try again later",
+                    message="We could not send the confirmation email just now.",
+                )
+        # The same answer whatever the address's state, so the form reveals nobody's status.
+        return self.page("check_inbox.html", email=address)
+
+    def send_confirmation(self, email: str, name: str | None) -> None:
+        from newsletter.providers import get_provider
+        from newsletter.providers.base import Campaign, Recipient, Status
+
+        url = tokens.confirm_url(self.settings, email)
+        context = {"newsletter": self.settings.name, "url": url, "name": name,
+                   "postal_address": self.settings.postal_address,
+                   "language": self.settings.language}
+        campaign = Campaign(
+            slug="confirm",
+            subject=f"Please confirm your subscription to {self.settings.name}",
+            html=self.jinja.get_template("confirm_email.html").render(**context),
+            text=self.jinja.get_template("confirm_email.txt").render(**context),
+            from_email=self.settings.from_email, from_name=self.settings.from_name,
+            reply_to=self.settings.reply_to, list_id=self.list_id,
+            test=True,  # a one-off transactional message: no List-Unsubscribe headers
+        )
+        provider = get_provider(self.settings)
+        try:
+            (result,) = provider.send_batch(campaign, [Recipient(email=email, name=name)])
+        finally:
+            provider.close()
+        if result.status not in (Status.SENT, Status.QUEUED, Status.UNKNOWN):
+            raise NewsletterError(f"provider answered {result.status}: {result.error or ''}")
+
+    def confirm(self, request: Request) -> Response:
+        found = self.read_token(request, tokens.CONFIRM)
+        if found is None:
+            return self.bad_link()
+        try:
+            with self.db() as conn:
+                outcome = lifecycle.confirm(conn, found[1])
+        except ValueError:
+            return self.bad_link()
+        return self.page("confirmed.html", email=found[1], outcome=outcome)
+
+    # -- SendGrid Event Webhook ------------------------------------------------------------
+    def sendgrid_webhook(self, request: Request) -> Response:
+        def plain(status: int, message: str) -> Response:
+            return Response(message + "\n", status=status, mimetype="text/plain")
+
+        length = request.content_length
+        if length is not None and length > WEBHOOK_LIMIT:
+            return plain(413, "body too large")
+        if self.public_key is None:
+            log.error("webhook refused: %s is not set", PUBLIC_KEY_ENV)
+            return plain(403, "webhook verification is not configured")
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+        if not signature or not timestamp:
+            return plain(403, "unsigned")
+        try:
+            age = self.clock() - int(timestamp)
+        except ValueError:
+            return plain(400, "bad timestamp")
+        if abs(age) > WEBHOOK_MAX_AGE:
+            return plain(403, "stale timestamp")
+        # Straight from the server's buffer: werkzeug's stream would apply the form limit.
+        body = request.environ["wsgi.input"].read(WEBHOOK_LIMIT + 1)
+        if len(body) > WEBHOOK_LIMIT:
+            return plain(413, "body too large")
+        if not self.verify(body, signature, timestamp):
+            return plain(403, "bad signature")
+        try:
+            events = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            return plain(400, "body is not JSON")
+        if not isinstance(events, list):
+            return plain(400, "expected a JSON array of events")
+        with self.db() as conn:
+            applied = lifecycle.apply_events(conn, events)
+        return Response(json.dumps(applied.as_dict()), mimetype="application/json")
+
+    def verify(self, body: bytes, signature: str, timestamp: str) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        # What sendgrid's EventWebhook.verify_signature does, on the raw bytes (it would
+        # decode and re-encode them, failing on a body that is not UTF-8).
+        try:
+            raw = base64.b64decode(signature, validate=True)
+            self.public_key.verify(raw, timestamp.encode("ascii") + body,
+                                   ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
+            return False
+        return True
+
+    def health(self, request: Request) -> Response:
+        self.conn().execute("SELECT 1").fetchone()
+        return Response("ok\n", mimetype="text/plain")
+
+
+def create_app(settings: Settings, **kwargs: Any) -> App:
+    return App(settings, **kwargs)
+
+
+def make_server(app: App, *, host: str = "127.0.0.1", port: int = 8025, threads: int = 8,
+                trusted_proxy: str | None = None):
+    """A waitress server (not yet running: call `.run()`; `.close()` from another thread).
+
+    With `trusted_proxy` (the reverse proxy's address), waitress takes the client address
+    from X-Forwarded-For and the scheme from X-Forwarded-Proto, and only from that peer;
+    without it those headers are ignored and removed.
+    """
+    from waitress.server import create_server
+
+    options: dict[str, Any] = {
+        "host": host, "port": port, "threads": threads,
+        "max_request_body_size": WEBHOOK_LIMIT + 1024,
+        "ident": "newsletter", "clear_untrusted_proxy_headers": True,
+        "channel_timeout": 30, "connection_limit": 200,
+    }
+    if trusted_proxy:
+        options["trusted_proxy"] = trusted_proxy
+        options["trusted_proxy_headers"] = {"x-forwarded-for", "x-forwarded-proto"}
+        options["trusted_proxy_count"] = 1
+    return create_server(app, **options)

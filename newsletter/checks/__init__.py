@@ -1,0 +1,65 @@
+"""`newsletter check`: lint a rendered issue before it reaches anyone's inbox.
+
+    findings = run_checks(render_issue(issue, settings), settings, offline=True)
+
+Each concern lives in its own module (size, links, images, content, accessibility, spam);
+this module parses the rendered parts once, requests every URL once (links and images
+together, a bounded number at a time) while SpamAssassin scores the message, and returns
+the findings ordered errors first.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from newsletter.checks.findings import LEVELS, Finding, counts, ordered
+
+__all__ = ["LEVELS", "Finding", "counts", "has_errors", "run_checks"]
+
+
+def run_checks(
+    rendered, settings, *, offline: bool = False, timeout: float = 5.0,
+    concurrency: int = 8, spam: bool = True,
+) -> list[Finding]:
+    """Every check on one rendered issue (`newsletter.render.Rendered`).
+
+    offline: no link or image requests (a note says so). timeout: seconds per request.
+    concurrency: requests at once. spam: run SpamAssassin when it is installed.
+    """
+    from newsletter.checks import accessibility, content, document, images, links, size
+    from newsletter.checks import spam as spam_check
+    from newsletter.checks.http import probe_all
+
+    doc = document.parse(rendered.html, rendered.text)
+    places = links.link_places(doc)
+
+    with ThreadPoolExecutor(max_workers=1) as side:
+        # SpamAssassin takes a second or two to start: let it run while the links are tried.
+        scored = side.submit(spam_check.check_spam, rendered, settings) if spam else None
+        probes = None
+        if not offline:
+            urls = [*places, *images.image_urls(doc)]
+            limits = {u: images.MAX_IMAGE_BYTES for u in images.image_urls(doc)}
+            probes = probe_all(urls, timeout=timeout, concurrency=concurrency,
+                               size_limits=limits)
+        spam_findings = scored.result() if scored is not None else []
+
+    view_online = settings.view_online_for(rendered.slug)
+    findings = [
+        *size.check_size(rendered.html),
+        *links.check_links(places, probes),
+        *images.check_images(doc, probes),
+        *content.check_subject(rendered.subject, rendered.preheader),
+        *content.check_footer(doc, settings.postal_address),
+        *content.check_web_copy(doc, view_online, settings.archive_url),
+        *content.check_text_twin(doc),
+        *accessibility.check_lang(doc),
+        *accessibility.check_contrast(doc),
+        *accessibility.check_link_texts(doc),
+        *spam_findings,
+    ]
+    return ordered(findings)
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.level == "error" for f in findings)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 
+from jinja2 import pass_context
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markupsafe import Markup
 
 
 @cache
@@ -20,3 +24,42 @@ def permissive_parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
     md.validateLink = lambda url: True
     return md
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+# Headings inside a story sit below the story title (h2), so `#` and `##` become h3, `###` h4...
+def _heading_tag(tag: str) -> str:
+    level = int(tag[1])
+    return f"h{min(6, max(3, level + 1))}"
+
+
+def tokens(source: str, utm: Mapping[str, str] | None = None) -> list[Token]:
+    """The token stream of `source` with every link tracked (UTM added) and headings shifted
+    below the story title. The HTML and the plain-text renderers both start from this, so the
+    two parts of an email carry exactly the same links."""
+    from newsletter.templating import track_url
+
+    stream = parser().parse(source)
+    for token in stream:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = _heading_tag(token.tag)
+        for child in token.children or ():
+            if child.type == "link_open":
+                href = str(child.attrGet("href") or "")
+                child.attrSet("href", track_url(href, utm or {}))
+    return stream
+
+
+def render_html(source: str, utm: Mapping[str, str] | None = None) -> str:
+    """Markdown -> HTML for an email (raw HTML in the source is shown as text)."""
+    md = parser()
+    return md.renderer.render(tokens(source, utm), md.options, {})
+
+
+@pass_context
+def markdown_filter(context, source: str | None) -> Markup:
+    """Jinja filter: `{{ story.body|markdown }}`; links get the issue's UTM parameters."""
+    if not source:
+        return Markup("")
+    return Markup(render_html(source, context.get("utm")))

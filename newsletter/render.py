@@ -1,12 +1,28 @@
-"""Issue -> Rendered(subject, html, text): once per issue; personalised per recipient later."""
+"""Issue -> Rendered(subject, html, text): once per issue; personalised per recipient later.
+
+The pipeline, all in memory: Markdown -> HTML (newsletter.markdown) -> Jinja renders an MJML
+document (templates/email.mjml.j2) -> mjml-python -> premailer inlines the CSS
+(newsletter.inline) -> final HTML. The plain text comes from its own template
+(templates/email.txt.j2), never from scraping the HTML.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from newsletter.errors import RenderError
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.issue import Issue
 
 # Survives MJML and premailer untouched (premailer runs with preserve_handlebar_syntax), so the
 # expensive render runs once per issue and each copy only swaps this string for its own URL.
 UNSUBSCRIBE_PLACEHOLDER = "{{unsubscribe_url}}"
+
+HTML_TEMPLATE = "email.mjml.j2"
+TEXT_TEMPLATE = "email.txt.j2"
 
 
 @dataclass(frozen=True)
@@ -18,10 +34,100 @@ class Rendered:
     text: str
 
     def personalise(self, unsubscribe_url: str) -> tuple[str, str]:
-        """(html, text) for one recipient."""
+        """(html, text) for one recipient: the placeholder replaced by their own unsubscribe
+        URL (HTML-escaped in the HTML part, where it sits in an href)."""
         from html import escape
 
         return (
             self.html.replace(UNSUBSCRIBE_PLACEHOLDER, escape(unsubscribe_url, quote=True)),
             self.text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
         )
+
+
+def context(issue: Issue, settings: Settings) -> dict[str, Any]:
+    """What both templates see."""
+    from newsletter.templating import utm_params
+
+    utm = utm_params(settings.utm, issue.slug)
+    archive = settings.archive_url
+    return {
+        "issue": issue,
+        "settings": settings,
+        "theme": settings.theme,
+        "utm": utm,
+        "view_online": settings.view_online_for(issue.slug) if issue.slug else None,
+        "archive_url": archive,
+        "unsubscribe": UNSUBSCRIBE_PLACEHOLDER,
+    }
+
+
+def _render_template(name: str, settings: Settings, values: dict[str, Any]) -> str:
+    from jinja2 import TemplateError, TemplateNotFound
+
+    from newsletter.templating import get_env
+
+    try:
+        return get_env(settings.templates_dir).get_template(name).render(values)
+    except TemplateNotFound:
+        raise RenderError("template not found", file=settings.templates_dir / name) from None
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        file = getattr(exc, "filename", None) or settings.templates_dir / name
+        raise RenderError(f"template error: {exc.message or exc}", file=file, line=line) \
+            from None
+
+
+def render_mjml(issue: Issue, settings: Settings) -> str:
+    """The MJML document of the issue (before mjml-python)."""
+    return _render_template(HTML_TEMPLATE, settings, context(issue, settings))
+
+
+def mjml_to_html(source: str) -> str:
+    """mjml-python with no remote fonts (nothing may be fetched when the email is opened from
+    an unknown sender, and Google Fonts would be). Parse errors name the line."""
+    from mjml import mjml2html
+
+    try:
+        return mjml2html(source, fonts={})
+    except ValueError as exc:
+        raise RenderError(f"MJML error: {_locate(str(exc), source)}",
+                          file=HTML_TEMPLATE) from None
+
+
+def _locate(message: str, source: str) -> str:
+    """mjml-python reports a byte offset ("... at position 1234"); add the line of the MJML."""
+    import re
+
+    match = re.search(r"(\d+)", message)
+    if not match:
+        return message
+    offset = int(match.group(1))
+    prefix = source.encode("utf-8")[:offset].decode("utf-8", "ignore")
+    line = prefix.count("\n") + 1
+    text = source.splitlines()[line - 1].strip() if line <= source.count("\n") + 1 else ""
+    return f"{message} (line {line} of the rendered MJML: {text[:80]!r})"
+
+
+def render_text(issue: Issue, settings: Settings) -> str:
+    """The text/plain part."""
+    text = _render_template(TEXT_TEMPLATE, settings, context(issue, settings))
+    # collapse runs of blank lines a template's optional blocks may leave, end with a newline
+    import re
+
+    return re.sub(r"\n{4,}", "\n\n\n", text).strip("\n") + "\n"
+
+
+def render_issue(issue: Issue, settings: Settings, *, inline: bool = True) -> Rendered:
+    """Render one issue to its HTML (CSS inlined unless `inline=False`) and plain text."""
+    from newsletter.inline import inline_css
+
+    html = mjml_to_html(render_mjml(issue, settings))
+    if inline:
+        html = inline_css(html)
+    return Rendered(
+        slug=issue.slug,
+        subject=issue.subject,
+        preheader=issue.preheader,
+        html=html,
+        text=render_text(issue, settings),
+    )

@@ -1,0 +1,59 @@
+"""CSS inlining with premailer, configured to do no harm to MJML output.
+
+premailer's defaults would (measured, see STYLE.md "Pitfalls"): strip every `!important` from the
+phone `@media` rules, drop MJML's lower-case `<!doctype html>`, rewrite image `width`
+attributes (Outlook sizes images by them), fetch `<link>` stylesheets over the network, and let
+cssutils print a warning for every `mso-*` property. Here the `<style>` blocks stay as they are
+(the `@media` rules for phones and dark mode live there), rules without a media query are copied
+onto the elements, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+# Attributes premailer would derive from inlined CSS. MJML already writes the ones email clients
+# need; deriving more changes layout (an `align` on a table floats it) and image sizes.
+_NO_BASIC_ATTRIBUTES = ["width", "height", "align", "valign", "bgcolor"]
+
+_DOCTYPE = re.compile(r"\A\s*(<!doctype[^>]*>)", re.IGNORECASE)
+
+
+def inline_css(html: str) -> str:
+    """`html` with the rules of its `<style>` blocks copied into `style` attributes.
+
+    The doctype is restored exactly as the input had it; `{{ ... }}` placeholders in attributes
+    survive unencoded; no network or file access happens.
+    """
+    # Imported here: premailer (and cssutils, lxml) cost ~0.16 s to import, paid only by
+    # commands that render.
+    from premailer import Premailer
+
+    doctype_match = _DOCTYPE.match(html)
+    doctype = doctype_match.group(1) if doctype_match else None
+    body = html[doctype_match.end():] if doctype_match else html
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = Premailer(
+            body,
+            allow_network=False,
+            allow_loading_external_files=False,
+            strip_important=False,
+            keep_style_tags=True,
+            disable_basic_attributes=_NO_BASIC_ATTRIBUTES,
+            disable_link_rewrites=True,
+            preserve_handlebar_syntax=True,
+            cssutils_logging_level=logging.CRITICAL,
+            cssutils_logging_handler=logging.NullHandler(),
+            align_floating_images=False,
+            remove_classes=False,
+            # premailer sorts rules by specificity; with validation off, it keeps properties
+            # cssutils does not know (mso-*, -webkit-*) instead of logging about them
+            disable_validation=True,
+        ).transform(pretty_print=False)
+
+    out = _DOCTYPE.sub("", out, count=1).lstrip()
+    return f"{doctype}{out}" if doctype else out

@@ -1,0 +1,318 @@
+"""`newsletter send` and `newsletter status`: thin wrappers over newsletter.sender and store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from newsletter.cli.common import UserError, load_settings, reports_errors
+
+STATE_ORDER = ("sent", "queued", "failed", "rejected", "unknown", "pending")
+# (label, SendGrid event names summed)
+EVENT_ROWS = (
+    ("delivered", ("delivered",)),
+    ("deferred", ("deferred",)),
+    ("bounced", ("bounce", "dropped")),
+    ("spam reports", ("spamreport",)),
+    ("opened", ("open",)),
+    ("clicked", ("click",)),
+)
+
+
+def _render(issue_path: str, settings):
+    from newsletter.issue import load_issue
+
+    try:
+        from newsletter.render import render_issue
+    except ImportError:
+        raise UserError("rendering is not available in this version (newsletter.render)") from None
+    return render_issue(load_issue(issue_path), settings)
+
+
+def _slug(issue_path: str) -> str:
+    return Path(issue_path).name.removesuffix(".yaml").removesuffix(".yml")
+
+
+@click.command("send")
+@click.argument("issue", metavar="ISSUE.yaml")
+@click.option("--test", "mode", flag_value="test", help="Send to the reviewers (or --to).")
+@click.option("--all", "mode", flag_value="all", help="Send to every active subscriber.")
+@click.option("--to", "to", multiple=True, metavar="EMAIL",
+              help="With --test: send to this address instead of the reviewers (repeatable).")
+@click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation.")
+@click.option("--force", is_flag=True,
+              help="With --all: send even if the checks find errors or reviewers have not "
+                   "seen this exact content.")
+@click.option("--retry-unknown", is_flag=True,
+              help="With --all: resend recipients whose earlier outcome is unknown "
+                   "(they may receive two copies).")
+@click.option("--offline", is_flag=True,
+              help="With --all: run the pre-send checks without requesting links.")
+@reports_errors
+def send(issue: str, mode: str | None, to: tuple[str, ...], yes: bool, force: bool,
+         retry_unknown: bool, offline: bool) -> None:
+    """Send ISSUE as a test to reviewers, or to every subscriber, exactly once each.
+
+    A send to all is resumable: run the same command again after an interruption and it
+    continues where it stopped; nobody gets a second copy. Recipients whose outcome is
+    unknown (the process died while their request was in flight) are listed and resent
+    only with --retry-unknown.
+
+    \b
+    Example:
+      newsletter send issues/2011-05.yaml --test
+      newsletter send issues/2011-05.yaml --test --to me@example.org
+      newsletter send issues/2011-05.yaml --all
+      newsletter send issues/2011-05.yaml --all --yes --retry-unknown
+    """
+    if mode is None:
+        raise click.UsageError("choose --test (reviewers) or --all (every subscriber)")
+    if mode == "test" and (yes or force or retry_unknown or offline):
+        raise click.UsageError("--yes, --force, --retry-unknown and --offline go with --all")
+    if mode == "all" and to:
+        raise click.UsageError("--to goes with --test; --all sends to every subscriber")
+    settings = load_settings()
+    if mode == "test":
+        _send_test(issue, settings, list(to))
+    else:
+        _send_all(issue, settings, yes=yes, force=force, retry_unknown=retry_unknown,
+                  offline=offline)
+
+
+def _send_test(issue: str, settings, to: list[str]) -> None:
+    from newsletter import sender
+    from newsletter.providers.base import Status
+
+    if to:  # a bad address is an error before the (slow) render
+        sender.validate_addresses(to, "--to")
+    rendered = _render(issue, settings)
+    results = sender.send_test(rendered, settings, to=to or None)
+    ok = [r.email for r in results if r.status in (Status.SENT, Status.QUEUED)]
+    where = f" (outbox: {settings.outbox})" if settings.provider == "file" else ""
+    if ok:
+        click.echo(f"Test of {rendered.slug} sent via {settings.provider}{where} to: "
+                   + ", ".join(ok))
+    bad = [r for r in results if r.status not in (Status.SENT, Status.QUEUED)]
+    for r in bad:
+        click.echo(f"{r.email}: {r.status.value}" + (f": {r.error}" if r.error else ""), err=True)
+    if bad:
+        raise UserError(f"{len(bad)} of {len(results)} test copies were not accepted")
+
+
+def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
+    """The pre-send checks and the test-send comparison; refuses unless --force."""
+    from newsletter import sender, store
+
+    try:
+        from newsletter.checks import run_checks
+    except ImportError:
+        run_checks = None
+    problems: list[str] = []
+    if run_checks is not None:
+        findings = run_checks(rendered, settings, offline=offline)
+        errors = [f for f in findings if f.level == "error"]
+        for f in errors:
+            click.echo(f"check error: {f.category}: {f.message}"
+                       + (f" ({f.where})" if f.where else ""), err=True)
+        if errors:
+            problems.append(f"the checks found {len(errors)} error(s)"
+                            " (see `newsletter check`)")
+    else:
+        click.echo("note: checks are not available in this version; not run", err=True)
+
+    conn = store.connect(settings.db_path)
+    try:
+        last = store.last_test_send(conn, rendered.slug)
+    finally:
+        conn.close()
+    if last is None:
+        problems.append("no test send of this issue yet: reviewers have not seen it"
+                        " (send one with --test)")
+    elif last["content_hash"] != sender.content_hash(rendered):
+        problems.append(f"the content changed since the last test send ({last['sent_at']} to "
+                        f"{last['recipients']}): reviewers have not seen exactly this content")
+    else:
+        click.echo(f"Reviewers saw exactly this content (test send {last['sent_at']} to "
+                   f"{last['recipients']}).")
+    if problems and not force:
+        raise UserError("refusing to send: " + "; ".join(problems) + " (--force sends anyway)")
+    for p in problems:
+        click.echo(f"warning (--force): {p}", err=True)
+
+
+def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bool,
+              offline: bool) -> None:
+    from newsletter import sender
+
+    settings.secret  # noqa: B018 -- a missing key is an error before anything else
+    settings.provider  # noqa: B018 -- so is an unknown provider name
+    rendered = _render(issue, settings)
+    _guard(rendered, settings, force=force, offline=offline)
+    count = sender.recipient_count(settings)
+    if not yes:
+        click.echo(f"Subject: {rendered.subject}")
+        click.echo(f"Recipients: {count} active subscribers (those already sent to are skipped)"
+                   f" via {settings.provider}")
+        try:
+            confirmed = click.confirm("Send now?", default=False)
+        except click.Abort:  # no terminal / end of input counts as no
+            confirmed = False
+        if not confirmed:
+            raise UserError("not confirmed: nothing was sent (use --yes to skip the question)")
+
+    stop, restore = _stop_on_ctrl_c()
+    progress, finish = _progress_reporter()
+    try:
+        report = sender.send_all(rendered, settings, retry_unknown=retry_unknown,
+                                 progress=progress, stop=stop)
+    finally:
+        finish()
+        restore()
+    _print_report(report)
+
+
+def _print_report(report) -> None:
+    parts = ", ".join(f"{n} {name}" for name, n in (
+        ("sent", report.sent), ("queued", report.queued), ("rejected", report.rejected),
+        ("failed", report.failed), ("unknown", report.unknown)) if n)
+    click.echo(f"{report.issue}: {report.done} of {report.to_send} answered this run"
+               f" ({parts or 'nothing to send'}) in {report.elapsed:.1f} s"
+               f" ({report.rate:.0f}/s); {report.already_done} done by earlier runs.")
+    if report.skipped:
+        click.echo(f"{report.skipped} skipped: unsubscribed or suppressed since the send began.")
+    if report.recovered_unknown:
+        click.echo(f"{report.recovered_unknown} were in flight when an earlier send stopped:"
+                   " now unknown.")
+    if report.unknown_total:
+        more = report.unknown_total - len(report.unknown_sample)
+        click.echo(f"{report.unknown_total} recipient(s) with an unknown outcome (the provider may"
+                   " or may not have accepted them):", err=True)
+        for email in report.unknown_sample:
+            click.echo(f"  {email}", err=True)
+        if more > 0:
+            click.echo(f"  ... and {more} more", err=True)
+    if report.stopped:
+        raise UserError("stopped: the ledger is consistent; run the same command again to"
+                        " continue")
+    if report.unknown_total:
+        raise UserError("not everyone is known to have it: check the provider's activity log,"
+                        " then rerun with --retry-unknown to resend those on purpose")
+
+
+def _stop_on_ctrl_c():
+    """First Ctrl-C: finish the current batch and stop. A second: stop at once."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return stop, lambda: None
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("\nStopping after the current batch (Ctrl-C again to stop at once)...",
+                   err=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    return stop, lambda: signal.signal(signal.SIGINT, previous)
+
+
+def _progress_reporter():
+    """(callback, finish): a rich bar on a terminal, plain lines otherwise."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        bar = Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[rate]:.0f}/s"),
+                       TextColumn("{task.fields[states]}"), TimeRemainingColumn(),
+                       console=Console(stderr=True))
+        task = None
+
+        def update(report) -> None:
+            nonlocal task
+            states = f"unknown {report.unknown} failed {report.failed}" if (
+                report.unknown or report.failed) else ""
+            if task is None:
+                bar.start()
+                task = bar.add_task("send", total=report.to_send, rate=0.0, states="")
+            bar.update(task, completed=report.done, rate=report.rate, states=states)
+
+        def finish() -> None:
+            if task is not None:
+                bar.stop()
+
+        return update, finish
+
+    def plain(report) -> None:
+        if report.done or report.to_send == 0:
+            accepted = report.sent + report.queued
+            click.echo(f"sent {accepted}, other {report.done - accepted}"
+                       f" ({report.done}/{report.to_send}, {report.rate:.0f}/s)", err=True)
+        else:
+            click.echo(f"sending {report.to_send} ...", err=True)
+
+    return plain, lambda: None
+
+
+@click.command("status")
+@click.argument("issue", metavar="ISSUE.yaml")
+@reports_errors
+def status(issue: str) -> None:
+    """Show what the send ledger knows about ISSUE, and the provider's events.
+
+    \b
+    Example:
+      newsletter status issues/2011-05.yaml
+    """
+    from newsletter import store
+
+    settings = load_settings()
+    slug = _slug(issue)
+    conn = store.connect(settings.db_path)
+    try:
+        counts = store.ledger_counts(conn, slug)
+        events = store.event_counts(conn, slug)
+        unknown = store.ledger_emails(conn, slug, "unknown", 20)
+        unsubscribed = None
+        if events:
+            try:
+                from newsletter.lifecycle import issue_stats
+
+                unsubscribed = issue_stats(conn, slug).get("unsubscribed")
+            except ImportError:
+                pass
+    finally:
+        conn.close()
+    total = sum(counts.values())
+    click.echo(f"{slug}: {total} recipient(s) in the send ledger")
+    for state in STATE_ORDER:
+        click.echo(f"  {state:<12}{counts[state]:>8}")
+    if counts["in_flight"]:
+        click.echo(f"  {'in flight':<12}{counts['in_flight']:>8}  (a send is running now)")
+    if events:
+        click.echo("Provider events:")
+        for label, names in EVENT_ROWS:
+            click.echo(f"  {label:<12}{sum(events.get(n, 0) for n in names):>8}")
+        if unsubscribed is None:
+            unsubscribed = events.get("unsubscribe", 0) + events.get("group_unsubscribe", 0)
+        click.echo(f"  {'unsubscribed':<12}{unsubscribed:>8}")
+    if unknown:
+        click.echo("Unknown outcome (resend on purpose with `send --all --retry-unknown`):")
+        for email in unknown:
+            click.echo(f"  {email}")
+        if counts["unknown"] > len(unknown):
+            click.echo(f"  ... and {counts['unknown'] - len(unknown)} more")
+
+
+COMMANDS = [send, status]

@@ -1,0 +1,387 @@
+"""`newsletter serve` against the real waitress server on 127.0.0.1: unsubscribe (page, one-click,
+forged tokens, key rotation), double opt-in, signed SendGrid webhooks, hostile input, limits."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from newsletter import store, tokens
+from newsletter.config import Settings, load_settings
+from newsletter.web import FORM_LIMIT, WEBHOOK_LIMIT, create_app
+from tests.support.serve import call, form, keypair, running, sign, signed_headers
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+ANN, BOB = "ann@example.org", "bob@example.org"
+
+
+@dataclass
+class Site:
+    base: str
+    settings: Settings
+    private_key: object
+
+    def db(self):
+        return store.connect(self.settings.db_path)
+
+    def add(self, *emails: str, status: str = store.ACTIVE) -> None:
+        conn = self.db()
+        with store.transaction(conn):
+            for email in emails:
+                store.add_subscriber(conn, email, status=status, consent_source="test")
+        conn.close()
+
+    def get(self, email: str) -> store.Subscriber | None:
+        conn = self.db()
+        try:
+            return store.get_subscriber(conn, email)
+        finally:
+            conn.close()
+
+    def status(self, email: str) -> str | None:
+        found = self.get(email)
+        return found.status if found else None
+
+    def unsubscribe_path(self, email: str) -> str:
+        return "/unsubscribe?t=" + token_of(tokens.unsubscribe_url(self.settings, email))
+
+    def webhook(self, events, *, timestamp: str | None = None, key=None, headers=None):
+        body = json.dumps(events).encode()
+        ts = timestamp or str(int(time.time()))
+        sent = signed_headers(key or self.private_key, body, ts)
+        sent.update(headers or {})
+        return call(self.base, "POST", "/webhooks/sendgrid", body, sent)
+
+
+def token_of(url: str) -> str:
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["t"][0]
+
+
+@pytest.fixture
+def site(project: Path, monkeypatch: pytest.MonkeyPatch):
+    private, public = keypair()
+    monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", public)
+    settings = load_settings(project / "newsletter.toml")
+    with running(create_app(settings)) as base:
+        yield Site(base, settings, private)
+
+
+# -- unsubscribe ------------------------------------------------------------------------------
+
+def test_get_shows_a_page_naming_the_address_and_changes_nothing(site: Site) -> None:
+    site.add(ANN)
+    reply = call(site.base, "GET", site.unsubscribe_path(ANN))
+    assert reply.status == 200
+    assert ANN in reply.body and site.settings.name in reply.body
+    assert '<form method="post"' in reply.body and "<button" in reply.body
+    assert site.status(ANN) == "active"  # link scanners prefetch GETs
+    assert reply.headers["referrer-policy"] == "no-referrer"
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
+    assert reply.headers["cache-control"] == "no-store"
+
+
+def test_one_click_post_unsubscribes_at_once(site: Site) -> None:
+    site.add(ANN, BOB)
+    reply = call(site.base, "POST", site.unsubscribe_path(ANN), ONE_CLICK)
+    assert reply.status == 200
+    assert "unsubscribed" in reply.body.lower() and ANN in reply.body
+    ann = site.get(ANN)
+    assert ann.status == "unsubscribed" and ann.unsubscribed_at
+    assert "one-click" in ann.status_reason
+    assert site.status(BOB) == "active"
+
+
+def test_the_pages_button_unsubscribes_too(site: Site) -> None:
+    site.add(ANN)
+    reply = call(site.base, "POST", site.unsubscribe_path(ANN), form(confirm="yes"))
+    assert reply.status == 200
+    assert site.status(ANN) == "unsubscribed"
+
+
+def test_one_click_is_idempotent(site: Site) -> None:
+    site.add(ANN)
+    first = call(site.base, "POST", site.unsubscribe_path(ANN), ONE_CLICK)
+    before = site.get(ANN)
+    time.sleep(1.1)  # a second later: a rewrite would change the stored time
+    second = call(site.base, "POST", site.unsubscribe_path(ANN), ONE_CLICK)
+    assert first.status == second.status == 200
+    after = site.get(ANN)
+    assert after.status == "unsubscribed"
+    assert after.unsubscribed_at == before.unsubscribed_at
+    conn = site.db()
+    assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 1
+    conn.close()
+
+
+def test_unsubscribe_of_an_unknown_address_is_recorded(site: Site) -> None:
+    # A signed link for an address since deleted: it must stay unsendable if re-imported.
+    reply = call(site.base, "POST", site.unsubscribe_path("gone@example.org"), ONE_CLICK)
+    assert reply.status == 200
+    assert site.status("gone@example.org") == "unsubscribed"
+
+
+def _forgeries(site: Site) -> dict[str, str]:
+    good = token_of(tokens.unsubscribe_url(site.settings, ANN))
+    head, sig = good.split(".")
+    flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
+    other = tokens.make_token(ANN, purpose="unsubscribe", list_id=site.settings.list_id,
+                              secret="not-our-secret")
+    return {
+        "truncated": good[:-4],
+        "head only": head,
+        "signature altered": f"{head}.{flipped}",
+        "other key": other,
+        "confirm purpose": token_of(tokens.confirm_url(site.settings, ANN)),
+        "other list": tokens.make_token(ANN, purpose="unsubscribe", list_id="another-list",
+                                        secret=site.settings.secret),
+        "empty": "",
+        "garbage": "not a token at all",
+        "bad base64": "!!!.???",
+        "two dots": f"{head}.{sig}.x",
+        "huge": "A" * 5000 + "." + sig,
+    }
+
+
+def test_forged_or_truncated_tokens_get_a_friendly_400_and_change_nothing(site: Site) -> None:
+    site.add(ANN)
+    for name, token in _forgeries(site).items():
+        path = "/unsubscribe?" + urllib.parse.urlencode({"t": token})
+        for method, body in (("GET", None), ("POST", ONE_CLICK)):
+            reply = call(site.base, method, path, body)
+            assert reply.status == 400, (name, method, reply.status)
+            assert "<html" in reply.body and "link does not work" in reply.body, name
+            assert "Traceback" not in reply.body
+    reply = call(site.base, "POST", "/unsubscribe", ONE_CLICK)  # no token at all
+    assert reply.status == 400
+    assert site.status(ANN) == "active"
+    conn = site.db()
+    assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 1
+    conn.close()
+
+
+def test_a_token_for_one_address_does_not_work_for_another(site: Site) -> None:
+    site.add(ANN, BOB)
+    ann_head, ann_sig = token_of(tokens.unsubscribe_url(site.settings, ANN)).split(".")
+    bob_head, bob_sig = token_of(tokens.unsubscribe_url(site.settings, BOB)).split(".")
+    for token in (f"{bob_head}.{ann_sig}", f"{ann_head}.{bob_sig}"):
+        reply = call(site.base, "POST", f"/unsubscribe?t={token}", ONE_CLICK)
+        assert reply.status == 400
+    assert site.status(ANN) == site.status(BOB) == "active"
+
+
+def test_previous_secret_still_accepted_during_rotation(project: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items()}
+    old = load_settings(project / "newsletter.toml", environ={**env, "NEWSLETTER_SECRET": "old"})
+    new = load_settings(project / "newsletter.toml", environ={
+        **env, "NEWSLETTER_SECRET": "new", "NEWSLETTER_SECRET_PREVIOUS": "old"})
+    after = load_settings(project / "newsletter.toml", environ={**env, "NEWSLETTER_SECRET": "new"})
+    conn = store.connect(new.db_path)
+    for email in (ANN, BOB):
+        store.add_subscriber(conn, email, consent_source="test")
+    old_ann = token_of(tokens.unsubscribe_url(old, ANN))
+    old_bob = token_of(tokens.unsubscribe_url(old, BOB))
+    with running(create_app(after)) as base:  # rotation finished: the old key is gone
+        assert call(base, "POST", f"/unsubscribe?t={old_bob}", ONE_CLICK).status == 400
+    with running(create_app(new)) as base:
+        assert call(base, "POST", f"/unsubscribe?t={old_ann}", ONE_CLICK).status == 200
+        new_bob = token_of(tokens.unsubscribe_url(new, BOB))
+        assert call(base, "POST", f"/unsubscribe?t={new_bob}", ONE_CLICK).status == 200
+    assert store.get_subscriber(conn, ANN).status == "unsubscribed"
+    assert store.get_subscriber(conn, BOB).status == "unsubscribed"
+    conn.close()
+
+
+def test_concurrent_unsubscribes_from_many_threads_are_all_recorded(site: Site) -> None:
+    emails = [f"reader{i:04d}@example.org" for i in range(300)]
+    site.add(*emails)
+    paths = [site.unsubscribe_path(e) for e in emails]
+    failures: list[object] = []
+
+    def worker(chunk: list[str]) -> None:
+        for path in chunk:
+            try:
+                reply = call(site.base, "POST", path, ONE_CLICK)
+                if reply.status != 200:
+                    failures.append(reply.status)
+            except OSError as exc:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(paths[i::16],)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures
+    conn = site.db()
+    assert store.count_subscribers(conn)["unsubscribed"] == len(emails)
+    conn.close()
+
+
+# -- hostile input and limits ------------------------------------------------------------------
+
+SQL = "x'); DROP TABLE subscribers; --\" OR 1=1; /*"
+
+
+def test_sql_metacharacters_and_10kb_strings_in_every_field(site: Site) -> None:
+    site.add(ANN)
+    big = "Z" * 10_240
+    values = [SQL, big, SQL + big, "<script>alert(1)</script>", "\x00\r\nX-Evil: 1", "北京 Ελλάδα"]
+    for value in values:
+        for fields in (
+            {"email": value, "name": "n", "form": "f"},
+            {"email": f"{value[:20].strip() or 'x'}@example.org", "name": value, "form": value},
+            {"email": value, "name": value, "form": value},
+        ):
+            reply = call(site.base, "POST", "/subscribe", form(**fields))
+            assert reply.status in (200, 400), reply.status
+            assert "<script>alert" not in reply.body
+        for method in ("GET", "POST"):
+            reply = call(site.base, method, "/unsubscribe?" + urllib.parse.urlencode({"t": value}),
+                         form(**{"List-Unsubscribe": value}) if method == "POST" else None)
+            assert reply.status == 400
+        reply = call(site.base, "GET", "/confirm?" + urllib.parse.urlencode({"t": value}))
+        assert reply.status == 400
+    conn = site.db()
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"subscribers", "sends", "events"} <= tables
+    assert store.get_subscriber(conn, ANN).status == "active"
+    rows = conn.execute("SELECT email, name, consent_form FROM subscribers").fetchall()
+    for row in rows:  # whatever was accepted is stored as given (bounded), never executed
+        assert len(row["name"] or "") <= 200 and len(row["consent_form"] or "") <= 200
+    conn.close()
+
+
+def test_a_subscriber_name_over_the_limit_is_refused_not_truncated(site: Site) -> None:
+    reply = call(site.base, "POST", "/subscribe",
+                 form(email="carol@example.org", name="C" * 10_240))
+    assert reply.status == 400 and "at most 200" in reply.body
+    assert site.status("carol@example.org") is None
+
+
+def test_a_body_over_the_limit_is_refused_with_413(site: Site) -> None:
+    site.add(ANN)
+    too_big = "x=" + "y" * FORM_LIMIT
+    reply = call(site.base, "POST", "/subscribe", too_big)
+    assert reply.status == 413
+    reply = call(site.base, "POST", site.unsubscribe_path(ANN), too_big)
+    assert reply.status == 413
+    assert site.status(ANN) == "active"
+    reply = call(site.base, "POST", "/webhooks/sendgrid", b"[" + b" " * WEBHOOK_LIMIT + b"]",
+                 {"Content-Type": "application/json"})
+    assert reply.status == 413
+
+
+def test_wrong_methods_and_paths(site: Site) -> None:
+    assert call(site.base, "GET", "/webhooks/sendgrid").status == 405
+    assert call(site.base, "POST", "/confirm?t=x", "a=b").status == 405
+    assert call(site.base, "GET", "/nope").status == 404
+    assert call(site.base, "GET", "/healthz").body == "ok\n"
+
+
+# -- SendGrid Event Webhook ----------------------------------------------------------------------
+
+def _events(n_open: int = 3) -> list[dict]:
+    events = [
+        {"sg_event_id": "ev-bounce", "event": "bounce", "email": ANN, "timestamp": 1,
+         "issue": "2011-05", "reason": "550 5.1.1 mailbox does not exist", "type": "bounce"},
+        {"sg_event_id": "ev-spam", "event": "spamreport", "email": BOB, "timestamp": 2,
+         "issue": "2011-05"},
+        {"sg_event_id": "ev-unsub", "event": "unsubscribe", "email": "carol@example.org",
+         "timestamp": 3, "category": ["newsletter", "2011-05"]},
+        {"sg_event_id": "ev-deliv", "event": "delivered", "email": "dan@example.org",
+         "timestamp": 4, "issue": "2011-05"},
+    ]
+    events += [{"sg_event_id": f"ev-open-{i}", "event": "open", "email": "dan@example.org",
+                "timestamp": 5 + i, "issue": "2011-05"} for i in range(n_open)]
+    return events
+
+
+def test_signed_events_are_applied_once_and_a_replay_changes_nothing(site: Site) -> None:
+    site.add(ANN, BOB, "carol@example.org", "dan@example.org")
+    reply = site.webhook(_events())
+    assert reply.status == 200
+    assert json.loads(reply.body)["new"] == 7
+    assert site.get(ANN).status == "suppressed" and "550 5.1.1" in site.get(ANN).status_reason
+    assert site.status(BOB) == "suppressed"
+    assert site.status("carol@example.org") == "unsubscribed"
+    assert site.status("dan@example.org") == "active"
+    from newsletter.lifecycle import issue_stats
+
+    conn = site.db()
+    stats = issue_stats(conn, "2011-05")
+    counted = (stats["delivered"], stats["open"], stats["unique_open"], stats["bounce"])
+    assert counted == (1, 3, 1, 1)
+    before = conn.execute("SELECT * FROM events ORDER BY sg_event_id").fetchall()
+    subs = conn.execute("SELECT * FROM subscribers ORDER BY id").fetchall()
+    replay = site.webhook(_events())
+    assert replay.status == 200
+    assert json.loads(replay.body) == {"received": 7, "new": 0, "duplicates": 7, "invalid": 0,
+                                       "suppressed": 0}
+    assert [tuple(r) for r in conn.execute("SELECT * FROM events ORDER BY sg_event_id")] == \
+        [tuple(r) for r in before]
+    assert [tuple(r) for r in conn.execute("SELECT * FROM subscribers ORDER BY id")] == \
+        [tuple(r) for r in subs]
+    conn.close()
+
+
+def test_unsigned_mis_signed_and_stale_webhooks_are_rejected(site: Site) -> None:
+    site.add(ANN)
+    body = json.dumps(_events()).encode()
+    now = str(int(time.time()))
+    other_key, _ = keypair()
+    cases = {
+        "unsigned": {"Content-Type": "application/json"},
+        "no timestamp": {"X-Twilio-Email-Event-Webhook-Signature": sign(site.private_key, now,
+                                                                        body)},
+        "other key": signed_headers(other_key, body, now),
+        "body changed after signing": signed_headers(site.private_key, body[:-1] + b" ]", now),
+        "timestamp changed": {**signed_headers(site.private_key, body, now),
+                              "X-Twilio-Email-Event-Webhook-Timestamp": str(int(now) + 1)},
+        "stale": signed_headers(site.private_key, body, str(int(time.time()) - 3600)),
+        "future": signed_headers(site.private_key, body, str(int(time.time()) + 3600)),
+        "garbage signature": {**signed_headers(site.private_key, body, now),
+                              "X-Twilio-Email-Event-Webhook-Signature": "%%%not base64"},
+    }
+    for name, headers in cases.items():
+        reply = call(site.base, "POST", "/webhooks/sendgrid", body, headers)
+        assert reply.status in (400, 403), (name, reply.status)
+    assert site.status(ANN) == "active"
+    conn = site.db()
+    assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+    conn.close()
+
+
+def test_webhook_oversized_or_not_json_is_rejected(site: Site) -> None:
+    now = str(int(time.time()))
+    big = json.dumps([{"sg_event_id": "x", "event": "open", "email": ANN,
+                       "pad": "p" * WEBHOOK_LIMIT}]).encode()
+    reply = call(site.base, "POST", "/webhooks/sendgrid", big,
+                 signed_headers(site.private_key, big, now))
+    assert reply.status == 413
+    for body in (b"{not json", b'{"event": "open"}', "[\"\u00e9\"]".encode("latin-1")):
+        reply = call(site.base, "POST", "/webhooks/sendgrid", body,
+                     signed_headers(site.private_key, body, now))
+        assert reply.status == 400
+    conn = site.db()
+    assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+    conn.close()
+
+
+def test_webhook_refuses_everything_without_a_configured_key(project: Path) -> None:
+    settings = load_settings(project / "newsletter.toml")
+    assert not settings.getenv("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    private, _ = keypair()
+    body = b"[]"
+    with running(create_app(settings)) as base:
+        reply = call(base, "POST", "/webhooks/sendgrid", body,
+                     signed_headers(private, body, str(int(time.time()))))
+    assert reply.status == 403

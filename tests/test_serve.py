@@ -385,3 +385,30 @@ def test_webhook_refuses_everything_without_a_configured_key(project: Path) -> N
         reply = call(base, "POST", "/webhooks/sendgrid", body,
                      signed_headers(private, body, str(int(time.time()))))
     assert reply.status == 403
+
+
+# -- an unsubscribe while a send is queued or running --------------------------------------------
+
+def test_an_unsubscribe_while_a_send_is_queued_or_running_is_honoured(site: Site) -> None:
+    from newsletter.sender import send_all
+    from tests.support.sending import RecordingProvider, add_subscribers, rendered
+
+    emails = add_subscribers(site.settings.db_path, 8)
+    conn = site.db()
+    assert store.seed(conn, "2011-05") == 8  # every address queued in the ledger
+    conn.close()
+    # Queued, then unsubscribed through the one-click endpoint before the send starts.
+    assert call(site.base, "POST", site.unsubscribe_path(emails[1]), ONE_CLICK).status == 200
+
+    def unsubscribe_mid_send(recipients) -> None:
+        # While the first batch is with the provider, a reader of a later batch clicks.
+        assert emails[6] not in [r.email for r in recipients]
+        reply = call(site.base, "POST", site.unsubscribe_path(emails[6]), ONE_CLICK)
+        assert reply.status == 200
+
+    provider = RecordingProvider(max_batch=2, script={0: unsubscribe_mid_send})
+    send_all(rendered(), site.settings, provider)
+    delivered = provider.delivered
+    assert emails[1] not in delivered and emails[6] not in delivered
+    assert sorted(delivered) == sorted(set(emails) - {emails[1], emails[6]})
+    assert site.status(emails[1]) == site.status(emails[6]) == "unsubscribed"

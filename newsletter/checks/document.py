@@ -171,11 +171,13 @@ def text_links(text: str) -> list[TextLink]:
     for i, line in enumerate(lines):
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
         stripped = line.strip()
-        # A heading: "Title" underlined by ===/--- on the next line, or a "# Title" line.
-        if stripped and _UNDERLINE.match(nxt) and not _UNDERLINE.match(line):
+        # A story title: "Title" underlined by === on the next line, or a "# Title" line
+        # (--- underlines and ## lines are sub-headings inside a story).
+        if stripped and _UNDERLINE.match(nxt) and nxt.strip().startswith("=") \
+                and not _UNDERLINE.match(line):
             story = stripped
-        elif stripped.startswith("#"):
-            story = stripped.lstrip("#").strip() or story
+        elif re.match(r"#\s", stripped):
+            story = stripped[1:].strip() or story
         for match in _URL.finditer(line):
             url = _trim(match.group(0))
             context = _words(line)

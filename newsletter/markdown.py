@@ -28,10 +28,16 @@ def permissive_parser() -> MarkdownIt:
 
 # -- rendering -------------------------------------------------------------------------------
 
-# Headings inside a story sit below the story title (h2), so `#` and `##` become h3, `###` h4...
-def _heading_tag(tag: str) -> str:
-    level = int(tag[1])
-    return f"h{min(6, max(3, level + 1))}"
+# Headings inside a story sit below the story title (h2): the body's top heading level becomes
+# h3 whatever the author wrote (`#`, `##` or `###`), and deeper ones follow, down to h6.
+def _shift_headings(stream: list[Token]) -> None:
+    levels = [int(t.tag[1]) for t in stream if t.type == "heading_open"]
+    if not levels:
+        return
+    shift = 3 - min(levels)
+    for token in stream:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, int(token.tag[1]) + shift)}"
 
 
 def tokens(source: str, utm: Mapping[str, str] | None = None) -> list[Token]:
@@ -41,9 +47,8 @@ def tokens(source: str, utm: Mapping[str, str] | None = None) -> list[Token]:
     from newsletter.templating import track_url
 
     stream = parser().parse(source)
+    _shift_headings(stream)
     for token in stream:
-        if token.type in ("heading_open", "heading_close"):
-            token.tag = _heading_tag(token.tag)
         for child in token.children or ():
             if child.type == "link_open":
                 href = str(child.attrGet("href") or "")

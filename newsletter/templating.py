@@ -35,7 +35,8 @@ def track_url(url: str, params: Mapping[str, str]) -> str:
     if not extra:
         return url
     query = parts.query + ("&" if parts.query else "") + urlencode(extra)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    path = parts.path or "/"  # https://example.org?x=1 -> https://example.org/?x=1
+    return urlunsplit((parts.scheme, parts.netloc, path, query, parts.fragment))
 
 
 def utm_params(utm: Mapping[str, str], slug: str) -> dict[str, str]:

@@ -50,7 +50,8 @@ def test_every_seed_story_is_in_both_parts(seed):
 
 
 def test_seed_html_parses_and_stays_under_gmail_clipping(seed):
-    from lxml import etree, html as lxml_html
+    from lxml import etree
+    from lxml import html as lxml_html
 
     _, rendered = seed
     size = len(rendered.html.encode("utf-8"))
@@ -209,7 +210,8 @@ def test_titles_are_text_not_markup(settings):
 def test_any_script_survives(settings):
     issue = make_issue(
         subject="Ελλάδα · العربية · 北京",
-        featured=[{"title": "Αθήνα: Ελλάδα", "body": "مرحبا بكم في **العربية** — Zürich, Montréal"}],
+        featured=[{"title": "Αθήνα: Ελλάδα",
+                   "body": "مرحبا بكم في **العربية** — Zürich, Montréal"}],
         more=[{"title": "北京: 城市", "url": "https://example.org/北京",
                "summary": "Ελληνικά " * 40}],
     )

@@ -59,6 +59,8 @@ class Settings:
     view_online_url: str | None = None
     # Base URL where `newsletter serve` is reachable (unsubscribe, confirm, webhooks).
     public_url: str | None = None
+    # The public "subscribe" page (the archive links to it); default: <public_url>/subscribe.
+    subscribe_url: str | None = None
     utm: Mapping[str, str] = field(default_factory=dict)
     theme: Theme = field(default_factory=Theme)
     rate_limit: float = 0.0  # messages per second, 0 = as fast as the provider takes them
@@ -249,6 +251,9 @@ def settings_from_dict(
         archive_url=text("links", "archive"),
         view_online_url=text("links", "view_online"),
         public_url=(text("links", "public") or "").rstrip("/") or None,
+        subscribe_url=text("links", "subscribe")
+        or ((text("links", "public") or "").rstrip("/") + "/subscribe"
+            if text("links", "public") else None),
         utm=dict(tracking),
         theme=theme,
         rate_limit=rate_limit,

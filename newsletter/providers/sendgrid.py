@@ -1,0 +1,276 @@
+"""The `sendgrid` provider: v3 `POST /mail/send` through the `sendgrid` package.
+
+Settings: `SENDGRID_API_KEY` (required), `SENDGRID_API_HOST` (default https://api.sendgrid.com,
+no `/v3`; tests point it at a local endpoint) and `SENDGRID_TIMEOUT` (seconds, default 30: the
+client has none of its own).
+
+One request per batch of at most 1,000 recipients, one personalization per recipient (nobody
+sees another address). The issue is sent once as content; each personalization carries only its
+unsubscribe URL as `substitutions` (the text part gets the URL, the HTML part the HTML-escaped
+URL, under two keys) and, for subscriber sends, its own `List-Unsubscribe` and
+`List-Unsubscribe-Post` headers. `categories: [slug]` and `custom_args: {"issue": slug}` let
+Event Webhook posts be matched back to the issue.
+
+Outcomes: 2xx -> every recipient SENT with the request's X-Message-Id; 429, 408 and 5xx ->
+RetryableError (retry_after from Retry-After or X-RateLimit-Reset); 401/403 ->
+ProviderAuthError; any other 4xx -> every recipient FAILED with SendGrid's error text; a refused
+or failed connection before the request was sent -> RetryableError; no answer after the request
+was sent (timeout, connection dropped) -> every recipient UNKNOWN (SendGrid has no idempotency
+key: it may have accepted them). The API key never appears in an error or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
+from html import escape
+from urllib.parse import urlsplit
+
+from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
+from newsletter.message import (
+    ONE_CLICK,
+    AddressError,
+    ascii_address,
+    check_batch,
+    list_id,
+    one_line,
+)
+from newsletter.providers.base import Campaign, Recipient, Result, RetryableError, Status
+from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
+
+NAME = "sendgrid"
+DEFAULT_HOST = "https://api.sendgrid.com"
+TEXT_KEY = UNSUBSCRIBE_PLACEHOLDER  # "{{unsubscribe_url}}" in the text part
+HTML_KEY = "{{unsubscribe_url_html}}"  # the same URL, HTML-escaped, in the HTML part
+MAX_RECIPIENTS = 1000  # per request (personalizations and to+cc+bcc in total)
+
+# python_http_client logs request headers (the Authorization: Bearer key) at DEBUG.
+logging.getLogger("python_http_client").setLevel(logging.INFO)
+
+
+class SendGridProvider:
+    name = NAME
+    max_batch = MAX_RECIPIENTS
+
+    def __init__(self, api_key: str, *, host: str = DEFAULT_HOST, timeout: float = 30.0) -> None:
+        if not api_key:
+            raise ConfigError("not set: put your SendGrid API key in SENDGRID_API_KEY",
+                              field="SENDGRID_API_KEY")
+        self._key = api_key
+        self.host = host.rstrip("/")
+        self.timeout = timeout
+        self._client = None
+        self._content: tuple[Campaign, dict] | None = None
+        self.requests_made = 0
+        _bypass_proxy_for_loopback(self.host)
+
+    def __repr__(self) -> str:  # never the key
+        return f"SendGridProvider(host={self.host!r})"
+
+    @classmethod
+    def from_settings(cls, settings) -> SendGridProvider:
+        getenv = settings.getenv
+        host = getenv("SENDGRID_API_HOST") or DEFAULT_HOST
+        if urlsplit(host).scheme not in ("http", "https") or not urlsplit(host).hostname:
+            raise ConfigError("must be an http(s) URL such as https://api.sendgrid.com",
+                              field="SENDGRID_API_HOST")
+        try:
+            timeout = float(getenv("SENDGRID_TIMEOUT") or 30)
+        except ValueError:
+            raise ConfigError("must be a number of seconds", field="SENDGRID_TIMEOUT") from None
+        return cls(getenv("SENDGRID_API_KEY") or "", host=host, timeout=timeout)
+
+    @property
+    def client(self):
+        if self._client is None:
+            from sendgrid import SendGridAPIClient  # lazily: `build` never pays for it
+
+            self._client = SendGridAPIClient(self._key, host=self.host)
+        return self._client
+
+    # -- the request body ------------------------------------------------------------------
+    def _message(self, campaign: Campaign) -> dict:
+        """Everything but the personalizations, built once per campaign."""
+        if self._content is not None and self._content[0] == campaign:
+            return self._content[1]
+        message: dict = {
+            "from": {"email": ascii_address(campaign.from_email)},
+            "subject": one_line(campaign.subject),
+            "content": [
+                {"type": "text/plain", "value": campaign.text},
+                {"type": "text/html",
+                 "value": campaign.html.replace(UNSUBSCRIBE_PLACEHOLDER, HTML_KEY)},
+            ],
+            "categories": [campaign.slug[:255]],
+            "custom_args": {"issue": campaign.slug},
+            "headers": {"List-Id": list_id(campaign)},
+        }
+        if campaign.from_name:
+            message["from"]["name"] = one_line(campaign.from_name)
+        if campaign.reply_to:
+            message["reply_to"] = {"email": ascii_address(campaign.reply_to)}
+        self._content = (campaign, message)
+        return message
+
+    def build_body(self, campaign: Campaign, recipients: Sequence[Recipient]) -> tuple[dict, list]:
+        """(request body, per-recipient Result or None for those in the request)."""
+        check_batch(campaign, recipients)
+        if len(recipients) > MAX_RECIPIENTS:
+            raise ValueError(f"at most {MAX_RECIPIENTS} recipients per SendGrid request")
+        personalizations = []
+        early: list[Result | None] = []
+        seen: set[str] = set()
+        for r in recipients:
+            try:
+                address = ascii_address(r.email)
+            except AddressError as exc:
+                early.append(Result(r.email, Status.REJECTED, error=str(exc)))
+                continue
+            if address.lower() in seen:  # SendGrid refuses the whole request for a repeat
+                early.append(Result(r.email, Status.REJECTED,
+                                    error="the same address twice in one batch"))
+                continue
+            seen.add(address.lower())
+            early.append(None)
+            to = {"email": address}
+            name = one_line(r.name or "").replace(";", " ").replace(",", " ").strip()
+            if name:
+                to["name"] = name
+            url = r.unsubscribe_url or ""
+            p: dict = {"to": [to], "substitutions": {TEXT_KEY: url, HTML_KEY: escape(url)}}
+            if not campaign.test:
+                p["headers"] = {"List-Unsubscribe": f"<{url}>",
+                                "List-Unsubscribe-Post": ONE_CLICK}
+            personalizations.append(p)
+        body = dict(self._message(campaign))
+        body["personalizations"] = personalizations
+        return body, early
+
+    # -- sending -------------------------------------------------------------------------
+    def send_batch(self, campaign: Campaign, recipients: Sequence[Recipient]) -> list[Result]:
+        body, early = self.build_body(campaign, recipients)
+        if not body["personalizations"]:
+            return [r for r in early if r is not None]
+        status, message_id, error = self._post(body)
+        results = []
+        for recipient, result in zip(recipients, early, strict=True):
+            results.append(result or Result(recipient.email, status, message_id=message_id,
+                                            error=error))
+        return results
+
+    def _post(self, body: dict) -> tuple[Status, str | None, str | None]:
+        """Post one request; (status for every recipient in it, X-Message-Id, error)."""
+        from urllib.error import URLError
+
+        from python_http_client.exceptions import HTTPError
+
+        self.requests_made += 1
+        try:
+            response = self.client.client.mail.send.post(request_body=body, timeout=self.timeout)
+        except HTTPError as exc:
+            return self._http_error(exc)
+        except URLError as exc:
+            # urllib raises URLError only while connecting or sending the request: SendGrid
+            # cannot have accepted an incomplete request.
+            reason = exc.reason
+            if isinstance(reason, (ConnectionError, TimeoutError, OSError)) and not isinstance(
+                reason, _ssl_errors()
+            ):
+                raise RetryableError(f"cannot reach {self.host}: {self._scrub(reason)}",
+                                     provider=NAME) from None
+            raise ProviderError(f"cannot reach {self.host}: {self._scrub(reason)}",
+                                provider=NAME) from None
+        except (TimeoutError, OSError, _http_client_errors()) as exc:
+            # The request went out; its answer did not come back.
+            return (Status.UNKNOWN, None,
+                    f"no answer from {self.host} after the request was sent "
+                    f"({type(exc).__name__}: {self._scrub(exc) or 'timed out'}); "
+                    "SendGrid may have accepted it")
+        message_id = response.headers.get("X-Message-Id")
+        if 200 <= response.status_code < 300:
+            return Status.SENT, message_id, None
+        return Status.FAILED, None, f"unexpected answer {response.status_code}"
+
+    def _http_error(self, exc) -> tuple[Status, str | None, str | None]:
+        code = exc.status_code
+        text = self._scrub(_error_text(exc.body) or exc.reason or "")
+        if code in (401, 403):
+            raise ProviderAuthError(
+                f"SendGrid refused the API key ({code} {text}); check SENDGRID_API_KEY "
+                "and that the key has the Mail Send permission", provider=NAME, status=code,
+            ) from None
+        if code in (408, 429) or code >= 500:
+            raise RetryableError(f"{code} {text}", provider=NAME, status=code,
+                                 retry_after=_retry_after(exc.headers)) from None
+        return Status.FAILED, None, f"{code} {text}"
+
+    def _scrub(self, value) -> str:
+        return str(value).replace(self._key, "[SENDGRID_API_KEY]")
+
+    def close(self) -> None:
+        self._client = None
+        self._content = None
+
+
+def _ssl_errors() -> tuple[type, ...]:
+    import ssl
+
+    return (ssl.SSLError, ssl.CertificateError)
+
+
+def _http_client_errors() -> type:
+    import http.client
+
+    return http.client.HTTPException  # RemoteDisconnected, IncompleteRead, BadStatusLine
+
+
+def _error_text(body) -> str:
+    """SendGrid's `{"errors": [{"message", "field"}]}` as one line, at most 500 characters."""
+    import json
+
+    try:
+        data = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
+        parts = [
+            f"{e.get('message', '')}" + (f" (field {e['field']})" if e.get("field") else "")
+            for e in data.get("errors", [])
+        ]
+        text = "; ".join(p for p in parts if p)
+    except (ValueError, AttributeError, TypeError):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    return " ".join(text.split())[:500]
+
+
+def _retry_after(headers) -> float | None:
+    """Seconds to wait: Retry-After (seconds or an HTTP date), else X-RateLimit-Reset (epoch)."""
+    if headers is None:
+        return None
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            pass
+    return None
+
+
+def _bypass_proxy_for_loopback(host: str) -> None:
+    """urllib honours http(s)_proxy; a local test endpoint must never go through a proxy."""
+    hostname = urlsplit(host).hostname or ""
+    if hostname not in ("127.0.0.1", "localhost", "::1"):
+        return
+    for var in ("NO_PROXY", "no_proxy"):
+        current = os.environ.get(var, "")
+        if hostname not in current.split(","):
+            os.environ[var] = ",".join(filter(None, [current, hostname]))

@@ -3,7 +3,9 @@
 premailer's defaults would (measured, see STYLE.md "Pitfalls"): strip every `!important` from the
 phone `@media` rules, drop MJML's lower-case `<!doctype html>`, rewrite image `width`
 attributes (Outlook sizes images by them), fetch `<link>` stylesheets over the network, and let
-cssutils print a warning for every `mso-*` property. Here the `<style>` blocks stay as they are
+cssutils print a warning for every `mso-*` property. Even with allow_network=False, cssutils
+itself fetches `@import url(...)` while parsing (measured: a test server saw the request), so
+the parser here gets a fetcher that returns nothing. Here the `<style>` blocks stay as they are
 (the `@media` rules for phones and dark mode live there), rules without a media query are copied
 onto the elements, and nothing else changes.
 """
@@ -13,12 +15,37 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from functools import cache, lru_cache
 
 # Attributes premailer would derive from inlined CSS. MJML already writes the ones email clients
 # need; deriving more changes layout (an `align` on a table floats it) and image sizes.
 _NO_BASIC_ATTRIBUTES = ["width", "height", "align", "valign", "bgcolor"]
 
 _DOCTYPE = re.compile(r"\A\s*(<!doctype[^>]*>)", re.IGNORECASE)
+
+
+def _no_fetch(url: str) -> tuple[str, str]:
+    """cssutils' fetcher for `@import url(...)`: an empty style sheet, never the network.
+    (premailer's allow_network covers only `<link>`; cssutils would fetch imports itself.)"""
+    return "utf-8", ""
+
+
+@lru_cache(maxsize=64)
+def _parse_css(css_body: str, validate: bool):
+    import cssutils
+
+    return cssutils.CSSParser(fetcher=_no_fetch, validate=validate).parseString(css_body)
+
+
+@cache
+def _premailer_class():
+    from premailer import Premailer
+
+    class OfflinePremailer(Premailer):
+        def _parse_css_string(self, css_body, validate=True):
+            return _parse_css(css_body, validate)
+
+    return OfflinePremailer
 
 
 def inline_css(html: str) -> str:
@@ -29,7 +56,7 @@ def inline_css(html: str) -> str:
     """
     # Imported here: premailer (and cssutils, lxml) cost ~0.16 s to import, paid only by
     # commands that render.
-    from premailer import Premailer
+    Premailer = _premailer_class()  # noqa: N806
 
     doctype_match = _DOCTYPE.match(html)
     doctype = doctype_match.group(1) if doctype_match else None

@@ -1,0 +1,35 @@
+"""`newsletter archive`: the static web archive of every issue, with an Atom feed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from newsletter.cli.common import load_settings, reports_errors
+
+
+@click.command()
+@click.option("--out", "out", default="site", show_default=True,
+              type=click.Path(path_type=Path),
+              help="Folder to write (replaced as a whole, only once everything rendered).")
+@reports_errors
+def archive(out: Path) -> None:
+    """Write a static web archive of every issue in issues/ with an Atom feed.
+
+    index.html (newest first, by year), <slug>.html per issue (the email without its
+    personal parts) and feed.xml. Publish the folder at [links] archive.
+
+    \b
+    Example:
+      newsletter archive
+      newsletter archive --out public/archive
+    """
+    from newsletter.archive import build_archive
+
+    pages = build_archive(load_settings(), out)
+    click.echo(f"wrote {out}/: index.html, feed.xml and {len(pages)} issue page"
+               f"{'' if len(pages) == 1 else 's'}")
+
+
+COMMANDS = [archive]

@@ -1,0 +1,599 @@
+"""`newsletter preview`: a live preview of one issue on http://127.0.0.1:PORT/.
+
+One background thread renders the issue whenever the issue file, a template, `newsletter.toml`
+or `.env` changes (watched with watchfiles) and publishes a snapshot; every open page holds a
+Server-Sent Events connection (`/events`) and swaps in the new email, text, inbox row and check
+results without reloading. Requests never render: they only read the latest snapshot.
+
+A file saved half-edited becomes an error shown in the page (with file and line); the last
+version that rendered stays visible underneath and the page recovers on the next good save.
+
+"Send test" is a POST to `/send-test` carrying a random per-run token (embedded in the page) and
+the id of the render the reviewer is looking at, so what reviewers receive is exactly what the
+page shows. The server binds 127.0.0.1 only and refuses requests for any other Host name (a
+DNS-rebinding page cannot read the token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from newsletter.config import Settings, find_config, load_settings
+from newsletter.errors import ConfigError, IssueError, NewsletterError
+
+try:  # one definition of the clip limit for build, check and preview
+    from newsletter.building import GMAIL_CLIP_BYTES, WARN_BYTES
+except ImportError:  # pragma: no cover - building.py is part of the package
+    GMAIL_CLIP_BYTES, WARN_BYTES = 102 * 1024, 90 * 1024
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+HEARTBEAT_SECONDS = 15.0  # an SSE comment line keeps proxies and the browser from timing out
+SAMPLE_READER = "reader@example.org"  # whose unsubscribe link the preview shows
+
+_ASSETS = {
+    "/static/preview.css": ("preview.css", "text/css; charset=utf-8"),
+    "/static/preview.js": ("preview.js", "text/javascript; charset=utf-8"),
+}
+
+
+def _asset(name: str) -> str:
+    return resources.files("newsletter").joinpath("preview_assets", name).read_text("utf-8")
+
+
+# -- what the page shows --------------------------------------------------------------------
+
+
+def _display_path(path: str | Path | None) -> str | None:
+    """A path relative to the working folder when it is inside it (shorter in the page)."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
+
+
+def _problem(exc: NewsletterError) -> dict[str, Any]:
+    file = _display_path(exc.file)
+    where = (file or "") + (f":{exc.line}" if file and exc.line else "")
+    return {"file": file, "line": exc.line, "field": exc.field, "message": exc.message,
+            "where": where or None,
+            "text": (f"{where}: " if where else "") + (f"{exc.field}: " if exc.field else "")
+            + exc.message}
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """The error of a failed render as the page shows it: a title and located problems."""
+    if isinstance(exc, IssueError):
+        problems = exc.problems
+        title = "The issue file has a problem" if len(problems) == 1 else (
+            f"The issue file has {len(problems)} problems")
+        return {"title": title, "problems": [_problem(p) for p in problems]}
+    if isinstance(exc, ConfigError):
+        return {"title": "The settings have a problem", "problems": [_problem(exc)]}
+    if isinstance(exc, NewsletterError):
+        return {"title": "The issue could not be rendered", "problems": [_problem(exc)]}
+    try:  # a template error the renderer let through: still say where
+        from jinja2 import TemplateError, TemplateSyntaxError
+
+        if isinstance(exc, TemplateError):
+            file = getattr(exc, "filename", None) or getattr(exc, "name", None)
+            line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
+            err = NewsletterError(exc.message or type(exc).__name__, file=file, line=line)
+            return {"title": "A template has a problem", "problems": [_problem(err)]}
+    except ImportError:  # pragma: no cover
+        pass
+    return {"title": "Unexpected error while rendering (details in the terminal)",
+            "problems": [{"file": None, "line": None, "field": None, "where": None,
+                          "message": f"{type(exc).__name__}: {exc}",
+                          "text": f"{type(exc).__name__}: {exc}"}]}
+
+
+def send_status(settings: Settings | None) -> dict[str, Any]:
+    """Whether "Send test" can work with these settings, and where it would send."""
+    off = {"enabled": False, "provider": None, "detail": "", "recipients": []}
+    if settings is None:
+        return {**off, "reason": "Fix the settings error first."}
+    recipients = list(settings.reviewers)
+    try:
+        provider = settings.provider
+    except ConfigError as exc:
+        return {**off, "recipients": recipients,
+                "reason": f"No mail provider is configured: {exc}"}
+    if provider == "smtp":
+        url = settings.getenv("SMTP_URL")
+        if not url:
+            return {**off, "provider": provider, "recipients": recipients,
+                    "reason": "NEWSLETTER_PROVIDER is smtp but SMTP_URL is not set "
+                              "(environment or .env)."}
+        try:
+            parts = urlsplit(url)
+            where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        except ValueError:
+            where = "the SMTP server"
+        detail = f"SMTP server {where}"  # never the user name or password of the URL
+    elif provider == "sendgrid":
+        if not settings.getenv("SENDGRID_API_KEY"):
+            return {**off, "provider": provider, "recipients": recipients,
+                    "reason": "NEWSLETTER_PROVIDER is sendgrid but SENDGRID_API_KEY is not set "
+                              "(environment or .env)."}
+        detail = "SendGrid"
+    else:
+        detail = (f"the local outbox {_display_path(settings.outbox)}/ "
+                  "(file provider: nothing leaves this computer)")
+    if not recipients:
+        return {**off, "provider": provider, "detail": detail,
+                "reason": "No reviewers: add them to [sender] reviewers in newsletter.toml."}
+    try:
+        from newsletter.sender import send_test  # noqa: F401
+    except ImportError:
+        return {**off, "provider": provider, "detail": detail, "recipients": recipients,
+                "reason": "Test sending is not available in this version (newsletter.sender)."}
+    return {"enabled": True, "reason": "", "provider": provider, "detail": detail,
+            "recipients": recipients}
+
+
+def _sample_unsubscribe_url(settings: Settings) -> str:
+    try:
+        from newsletter.tokens import unsubscribe_url
+
+        return unsubscribe_url(settings, SAMPLE_READER)
+    except (NewsletterError, ImportError, AttributeError, TypeError, ValueError):
+        base = settings.public_url or "https://example.org"
+        return f"{base}/unsubscribe?t=preview"
+
+
+def _frame_html(html: str) -> str:
+    """The email as the iframe shows it: links open in a new tab instead of inside the frame."""
+    import re
+
+    base = '<base target="_blank">'
+    new, n = re.subn(r"(<head\b[^>]*>)", lambda m: m.group(1) + base, html, count=1,
+                     flags=re.IGNORECASE)
+    return new if n else base + html
+
+
+def check_findings(rendered: Any, settings: Settings) -> dict[str, Any]:
+    """run_checks offline, as the page shows them; never raises."""
+    try:
+        from newsletter.checks import run_checks
+    except ImportError:
+        return {"state": "unavailable", "findings": [],
+                "message": "Checks are not available in this version (newsletter.checks)."}
+    try:
+        findings = run_checks(rendered, settings, offline=True)
+    except Exception as exc:  # a crashing check must not stop the preview
+        traceback.print_exc(file=sys.stderr)
+        return {"state": "failed", "findings": [],
+                "message": f"The checks failed: {type(exc).__name__}: {exc}"}
+    order = {"error": 0, "warning": 1, "note": 2}
+    items = sorted(
+        ({"level": f.level, "category": f.category, "message": f.message, "where": f.where}
+         for f in findings),
+        key=lambda f: (order.get(f["level"], 3), f["category"]))
+    return {"state": "done", "findings": items, "message": None}
+
+
+# -- the snapshot the watcher publishes ------------------------------------------------------
+
+
+@dataclass
+class _State:
+    seq: int = 0  # bumps on every publish (the SSE event id)
+    render_id: int = 0  # bumps on every successful render
+    settings: Settings | None = None  # of the last attempt (None when they failed to load)
+    good_settings: Settings | None = None  # of the last good render
+    rendered: Any = None  # the last good Rendered
+    email: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    checks: dict[str, Any] = field(default_factory=lambda: {"state": "pending", "findings": []})
+    updated: float = 0.0
+
+
+def _default_render(issue_path: Path, settings: Settings) -> Any:
+    from newsletter.issue import load_issue
+
+    issue = load_issue(issue_path)
+    try:
+        from newsletter.render import render_issue
+    except ImportError as exc:
+        raise NewsletterError("the renderer (newsletter.render.render_issue) is not "
+                              "available in this version") from exc
+    return render_issue(issue, settings), issue
+
+
+class Preview:
+    """Renders one issue on every change and hands snapshots to the web server.
+
+    `config_path` defaults to the usual lookup (NEWSLETTER_CONFIG or the nearest
+    newsletter.toml). `step_ms`/`debounce_ms` are watchfiles' grouping delays; tests may pass
+    `force_polling=True` where inotify is unreliable.
+    """
+
+    def __init__(self, issue_path: str | Path, config_path: str | Path | None = None, *,
+                 step_ms: int = 50, debounce_ms: int = 400,
+                 force_polling: bool | None = None) -> None:
+        self.issue_path = Path(issue_path).resolve()
+        if not self.issue_path.is_file():
+            raise IssueError([NewsletterError("file not found", file=issue_path)])
+        self.config_path = Path(config_path or find_config()).resolve()
+        self.step_ms, self.debounce_ms, self.force_polling = step_ms, debounce_ms, force_polling
+        self.run_id = secrets.token_hex(8)  # a restarted server makes open pages reload
+        self._state = _State()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._dirty = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.send_lock = threading.Lock()
+
+    # -- rendering ------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Render now and publish; then run the offline checks and publish their findings."""
+        settings: Settings | None = None
+        try:
+            settings = load_settings(self.config_path)
+            rendered, issue = _default_render(self.issue_path, settings)
+        except Exception as exc:  # any failure becomes a message in the page
+            if not isinstance(exc, NewsletterError):
+                traceback.print_exc(file=sys.stderr)
+            with self._cond:
+                s = self._state
+                s.settings, s.error = settings, describe_error(exc)
+                self._publish()
+            return
+
+        unsubscribe = _sample_unsubscribe_url(settings)
+        html, text = rendered.personalise(unsubscribe)
+        date = getattr(issue, "date", None)
+        email = {
+            "slug": rendered.slug, "subject": rendered.subject,
+            "preheader": rendered.preheader or "",
+            "from_name": settings.from_name, "from_email": settings.from_email,
+            "date": date.isoformat() if date else None,
+            "html": _frame_html(html), "text": text,
+            # what Gmail receives: one personalised copy, as UTF-8 bytes
+            "html_bytes": len(html.encode("utf-8")),
+            "text_bytes": len(text.encode("utf-8")),
+            "limit": GMAIL_CLIP_BYTES, "warn": WARN_BYTES,
+        }
+        with self._cond:
+            s = self._state
+            s.render_id += 1
+            render_id = s.render_id
+            s.settings = s.good_settings = settings
+            s.rendered, s.email, s.error = rendered, email, None
+            s.checks = {"state": "pending", "findings": [], "message": None}
+            self._publish()
+        checks = check_findings(rendered, settings)  # may take a moment (spamassassin)
+        with self._cond:
+            if self._state.render_id == render_id:  # a newer render has its own checks
+                self._state.checks = checks
+                self._publish()
+
+    def _publish(self) -> None:  # caller holds self._cond
+        self._state.seq += 1
+        self._state.updated = time.time()
+        self._cond.notify_all()
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON the page draws from (also the data of every SSE event)."""
+        with self._cond:
+            s = self._state
+            send = send_status(s.settings)
+            if s.error is not None and send["enabled"]:
+                send = {**send, "enabled": False, "reason": "Fix the problem shown above first."}
+            return {
+                "run": self.run_id, "seq": s.seq, "render_id": s.render_id,
+                "updated": time.strftime("%H:%M:%S", time.localtime(s.updated)),
+                "issue_file": _display_path(self.issue_path),
+                "email": s.email, "error": s.error, "checks": s.checks,
+                "send": send,
+            }
+
+    def wait(self, after_seq: int, timeout: float) -> int:
+        """Block until a publish newer than `after_seq` (or timeout/stop); the current seq."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._state.seq > after_seq or self._stop.is_set(),
+                                timeout=timeout)
+            return self._state.seq
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- sending --------------------------------------------------------------------------
+    def send_test(self, render_id: Any) -> tuple[int, dict[str, Any]]:
+        """Test-send the render the page shows. (HTTP status, JSON body)."""
+        with self._cond:
+            s = self._state
+            rendered, settings, current, error = (s.rendered, s.good_settings, s.render_id,
+                                                  s.error)
+        if rendered is None or settings is None:
+            return 409, {"ok": False, "message": "Nothing has rendered yet: fix the error first."}
+        if error is not None:
+            return 409, {"ok": False, "message": "The issue has an error: fix it before "
+                                                 "sending a test."}
+        if render_id != current:
+            return 409, {"ok": False, "message": "The issue changed since this page was "
+                                                 "drawn: look at the new version, then send."}
+        status = send_status(settings)
+        if not status["enabled"]:
+            return 409, {"ok": False, "message": status["reason"]}
+        if not self.send_lock.acquire(blocking=False):
+            return 409, {"ok": False, "message": "A test send is already running."}
+        try:
+            from newsletter.sender import send_test
+
+            results = send_test(rendered, settings)
+        except NewsletterError as exc:
+            return 502, {"ok": False, "message": str(exc)}
+        except Exception as exc:  # report it in the page, keep serving
+            traceback.print_exc(file=sys.stderr)
+            return 500, {"ok": False, "message": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self.send_lock.release()
+        rows = [{"email": r.email, "status": str(r.status), "error": r.error} for r in results]
+        ok = bool(rows) and all(r["status"] in ("sent", "queued") for r in rows)
+        where = status["detail"]
+        if ok:
+            message = (f"Test sent to {', '.join(r['email'] for r in rows)} via {where} "
+                       f"at {time.strftime('%H:%M:%S')}.")
+        else:
+            bad = [f"{r['email']} ({r['status']}{': ' + r['error'] if r['error'] else ''})"
+                   for r in rows if r["status"] not in ("sent", "queued")]
+            message = "Not delivered to: " + "; ".join(bad) if bad else "No recipients."
+        return (200 if ok else 502), {"ok": ok, "message": message, "results": rows}
+
+    # -- watching -------------------------------------------------------------------------
+    def start(self) -> None:
+        """First render (synchronously, so the first page has content), then watch."""
+        self.rebuild()
+        root = self.config_path.parent
+        files = {str(self.issue_path), str(self.config_path), str(root / ".env")}
+        folders = sorted({str(self.issue_path.parent), str(root)})
+        self._spawn(self._watch, folders, False, lambda _c, p: p in files, name="files")
+        templates = root / "templates"
+        if templates.is_dir():
+            from watchfiles import DefaultFilter
+
+            self._spawn(self._watch, [str(templates.resolve())], True, DefaultFilter(),
+                        name="templates")
+        self._spawn(self._build_loop, name="render")
+
+    def _spawn(self, target: Any, *args: Any, name: str) -> None:
+        t = threading.Thread(target=target, args=args, name=f"preview-{name}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _watch(self, paths: list[str], recursive: bool, watch_filter: Any) -> None:
+        # The folders, not the files: editors often save by writing a new file and renaming it
+        # over the old one, which a watch on the file itself would lose.
+        from watchfiles import watch
+
+        try:
+            for _changes in watch(*paths, watch_filter=watch_filter, stop_event=self._stop,
+                                  step=self.step_ms, debounce=self.debounce_ms,
+                                  recursive=recursive, force_polling=self.force_polling,
+                                  raise_interrupt=False, rust_timeout=500):
+                self._dirty.set()
+        except Exception:  # a vanished folder: say so, keep the server up
+            if not self._stop.is_set():
+                traceback.print_exc(file=sys.stderr)
+
+    def _build_loop(self) -> None:
+        while not self._stop.is_set():
+            if self._dirty.wait(timeout=0.25):
+                self._dirty.clear()
+                if not self._stop.is_set():
+                    self.rebuild()
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=5)
+
+
+# -- the web server ---------------------------------------------------------------------------
+
+
+class PreviewServer(ThreadingHTTPServer):
+    daemon_threads = True  # an open SSE stream never blocks shutdown
+    allow_reuse_address = True
+
+    def __init__(self, preview: Preview, port: int = DEFAULT_PORT) -> None:
+        self.preview = preview
+        self.token = secrets.token_urlsafe(32)
+        super().__init__((HOST, port), _Handler)
+        self.port = self.server_address[1]
+        self.allowed_hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    def start_background(self) -> PreviewServer:
+        """Serve from a thread (tests, embedding); `close()` stops it."""
+        self._thread = threading.Thread(target=self.serve_forever, name="preview-http",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.preview.close()  # ends the SSE loops first
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join(timeout=5)
+        self.server_close()
+
+    def __enter__(self) -> PreviewServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start_preview(issue_path: str | Path, *, port: int = DEFAULT_PORT,
+                  config_path: str | Path | None = None, **watch: Any) -> PreviewServer:
+    """Bind, render, start watching. The caller runs `serve_forever()` or `start_background()`.
+
+    Raises OSError when the port is taken, IssueError when the issue file does not exist.
+    """
+    preview = Preview(issue_path, config_path, **watch)
+    server = PreviewServer(preview, port)
+    try:
+        preview.start()
+    except BaseException:
+        server.server_close()
+        preview.close()
+        raise
+    return server
+
+
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# The email iframe (srcdoc) inherits this policy: its inline styles and remote images must load,
+# its scripts must not (the iframe is sandboxed too).
+_PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+             "img-src 'self' http: https: data:; connect-src 'self'; frame-src 'self'; "
+             "frame-ancestors 'none'; form-action 'none'; object-src 'none'")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: PreviewServer
+    server_version = "newsletter-preview"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal is the UI
+        pass
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _host_ok(self) -> bool:
+        if self.headers.get("Host", "") in self.server.allowed_hosts:
+            return True
+        self._send(HTTPStatus.MISDIRECTED_REQUEST, b"unknown host name\n", "text/plain")
+        return False
+
+    def _send(self, status: int, body: bytes, ctype: str,
+              extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in {**_SECURITY_HEADERS, **(extra or {})}.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    # -- routes -------------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if not self._host_ok():
+            return
+        path = urlsplit(self.path).path
+        preview = self.server.preview
+        if path == "/":
+            self._send(200, self._page().encode(), "text/html; charset=utf-8",
+                       {"Content-Security-Policy": _PAGE_CSP, "X-Frame-Options": "DENY"})
+        elif path in _ASSETS:
+            name, ctype = _ASSETS[path]
+            self._send(200, _asset(name).encode(), ctype)
+        elif path == "/events":
+            self._events()
+        elif path == "/state.json":
+            self._json(200, preview.payload())
+        elif path in ("/email.html", "/email.txt"):
+            email = preview.payload()["email"]
+            if email is None:
+                self._send(404, b"nothing rendered yet\n", "text/plain; charset=utf-8")
+            elif path == "/email.html":
+                self._send(200, email["html"].encode(), "text/html; charset=utf-8",
+                           {"Content-Security-Policy": "script-src 'none'"})
+            else:
+                self._send(200, email["text"].encode(), "text/plain; charset=utf-8")
+        elif path == "/favicon.ico":
+            self._send(204, b"", "image/x-icon")
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:  # noqa: N802
+        if not self._host_ok():
+            return
+        if urlsplit(self.path).path != "/send-test":
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+            return
+        given = self.headers.get("X-Preview-Token", "")
+        length = min(int(self.headers.get("Content-Length") or 0), 64 * 1024)
+        raw = self.rfile.read(length) if length else b""
+        if not hmac.compare_digest(given.encode(), self.server.token.encode()):
+            self._json(403, {"ok": False, "message": "Missing or wrong preview token: reload "
+                                                     "the page."})
+            return
+        try:
+            render_id = json.loads(raw or b"{}").get("render_id")
+        except (ValueError, AttributeError):
+            self._json(400, {"ok": False, "message": "expected a JSON body {\"render_id\": N}"})
+            return
+        status, body = self.server.preview.send_test(render_id)
+        self._json(status, body)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._send(405, b"method not allowed\n", "text/plain", {"Allow": "GET, HEAD, POST"})
+
+    do_DELETE = do_PATCH = do_PUT
+
+    def _page(self) -> str:
+        state = json.dumps(self.server.preview.payload()).replace("<", "\\u003c")
+        return (_asset("page.html")
+                .replace("{{TOKEN}}", self.server.token)
+                .replace("{{STATE}}", state))
+
+    def _events(self) -> None:
+        """Server-Sent Events: the current state at once, then every new one, until stop."""
+        preview = self.server.preview
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Accel-Buffering", "no")
+        self.end_headers()
+        sent = -1
+        try:
+            self.wfile.write(b"retry: 1000\n\n")
+            while not preview.stopping:
+                seq = preview.wait(sent, timeout=HEARTBEAT_SECONDS)
+                if preview.stopping:
+                    break
+                if seq == sent:
+                    self.wfile.write(b": ping\n\n")
+                else:
+                    data = preview.payload()
+                    sent = data["seq"]
+                    self.wfile.write(f"id: {sent}\nevent: state\ndata: "
+                                     f"{json.dumps(data)}\n\n".encode())
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            pass  # the page was closed
+        self.close_connection = True

@@ -69,7 +69,7 @@ def domain_of(address: str) -> str:
     return ascii_address(address).rpartition("@")[2]
 
 
-def format_address(name: str | None, address: str) -> str:
+def format_address(name: str | None, address: str, header: str = "To") -> str:
     """`Name <addr>` for a header: quoted when needed, RFC 2047 encoded (folded) when not ASCII."""
     address = ascii_address(address)
     name = one_line(name or "")
@@ -77,8 +77,10 @@ def format_address(name: str | None, address: str) -> str:
         return address
     if name.isascii():
         return formataddr((name, address))
-    encoded = Header(name, "utf-8").encode(linesep="\r\n", maxlinelen=76)
-    return f"{encoded} <{address}>"
+    encoded = Header(name, "utf-8", header_name=header).encode(linesep="\r\n", maxlinelen=78)
+    last = encoded.rpartition("\n")[2]
+    fold = "\r\n " if len(last) + len(address) + 3 > 78 else " "  # the address on its own line
+    return f"{encoded}{fold}<{address}>"
 
 
 def list_id(campaign: Campaign) -> str:

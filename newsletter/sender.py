@@ -173,6 +173,48 @@ def recipient_count(settings) -> int:
         conn.close()
 
 
+def default_connections(settings) -> int:
+    """Provider connections used at once by a full send (NEWSLETTER_CONNECTIONS).
+
+    SMTP gains most (each message is a round trip): 4 by default. SendGrid takes 1,000
+    recipients per request and is rate limited per account: 1 by default.
+    """
+    value = settings.getenv("NEWSLETTER_CONNECTIONS")
+    if value is None:
+        return 4 if settings.provider == "smtp" else 1
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 32:
+        raise ConfigError("must be a whole number from 1 to 32", field="NEWSLETTER_CONNECTIONS")
+    return number
+
+
+@dataclass
+class _Run:
+    """What the workers of one send share. `lock` guards report, progress and errors."""
+
+    slug: str
+    settings: object
+    campaign: Campaign
+    size: int
+    pacer: _Pacer
+    report: SendReport
+    progress: Callable[[SendReport], None] | None
+    stop: threading.Event  # set by the caller (Ctrl-C) or by a worker that failed
+    outer_stop: threading.Event | None
+    max_attempts: int
+    backoff: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    errors: list[BaseException] = field(default_factory=list)
+
+    def stopping(self) -> bool:
+        if self.outer_stop is not None and self.outer_stop.is_set():
+            self.stop.set()
+        return self.stop.is_set()
+
+
 def send_all(
     rendered,
     settings,
@@ -181,24 +223,33 @@ def send_all(
     retry_unknown: bool = False,
     progress: Callable[[SendReport], None] | None = None,
     stop: threading.Event | None = None,
+    connections: int | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     backoff: float = BACKOFF_BASE,
 ) -> SendReport:
     """Send the issue to every active subscriber not yet in a final ledger state.
 
+    `provider`: use this one (one connection; the caller closes it); by default
+    `connections` providers from get_provider(settings) work in parallel threads, each
+    claiming its own batches from the ledger.
+
     Raises ProviderAuthError (credentials refused: that batch goes back to pending, nothing
     more is sent) or ProviderError (the provider kept failing: that batch is `failed`, the
-    next run retries it). Ctrl-C or `stop` ends the run after the current batch.
+    next run retries it). Ctrl-C or `stop` ends the run after the current batch(es).
     """
-    from newsletter.tokens import unsubscribe_url
-
     slug = rendered.slug
     settings.secret  # noqa: B018 -- fail before anything is claimed when the key is missing
     conn = store.connect(settings.db_path)
-    own = provider is None
+    providers: list[Provider] = []
     try:
         with _send_lock(settings.db_path):
-            provider = provider or _get_provider(settings)
+            if provider is not None:
+                workers = [provider]
+            else:
+                n = connections or default_connections(settings)
+                for _ in range(n):
+                    providers.append(_get_provider(settings))
+                workers = providers
             report = SendReport(issue=slug)
             report.recovered_unknown = store.recover_in_flight(conn, slug)
             if retry_unknown:
@@ -209,101 +260,154 @@ def send_all(
             report.to_send = counts["pending"]
             report.already_done = sum(counts[s] for s in store.DONE_STATES)
 
-            campaign = make_campaign(rendered, settings)
-            size = max(1, min(settings.batch_size, provider.max_batch))
-            pacer = _Pacer(settings.rate_limit)
+            size = max(1, min(settings.batch_size, min(p.max_batch for p in workers)))
             if settings.rate_limit:
                 size = max(1, min(size, int(settings.rate_limit)))  # smooth, not bursty
+            if len(workers) > 1 and report.to_send:
+                size = max(1, min(size, -(-report.to_send // len(workers))))  # all busy
+            run = _Run(slug, settings, make_campaign(rendered, settings), size,
+                       _Pacer(settings.rate_limit), report, progress, threading.Event(),
+                       stop, max_attempts, backoff)
             if progress:
                 progress(report)
             try:
-                _loop(conn, slug, provider, campaign, settings, size, pacer, report,
-                      progress, stop, max_attempts, backoff, unsubscribe_url)
+                if len(workers) == 1:
+                    _worker(run, workers[0], conn)
+                else:
+                    _parallel(run, workers)
             finally:
                 report.elapsed = time.monotonic() - report.started
                 report.unknown_total = store.ledger_counts(conn, slug)["unknown"]
                 report.unknown_sample = store.ledger_emails(conn, slug, "unknown",
                                                             UNKNOWN_SAMPLE)
+            if run.errors:
+                raise run.errors[0]
             return report
     finally:
-        if own and provider is not None:
-            provider.close()
+        for p in providers:
+            p.close()
         conn.close()
 
 
-def _loop(conn, slug, provider, campaign, settings, size, pacer, report, progress, stop,
-          max_attempts, backoff, unsubscribe_url) -> None:
+def _parallel(run: _Run, workers: list[Provider]) -> None:
+    def work(provider: Provider) -> None:
+        conn = store.connect(run.settings.db_path)
+        try:
+            _worker(run, provider, conn)
+        except BaseException as exc:  # handed to the caller's thread
+            with run.lock:
+                run.errors.append(exc)
+            run.stop.set()
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=work, args=(p,), name=f"send-{i}", daemon=True)
+               for i, p in enumerate(workers)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches only this thread: the workers finish the batch they have in flight.
+        run.stop.set()
+        run.report.stopped = True
+        for t in threads:
+            t.join()
+
+
+def _worker(run: _Run, provider: Provider, conn) -> None:
+    from newsletter.tokens import unsubscribe_url
+
+    slug, report = run.slug, run.report
     while True:
-        if stop is not None and stop.is_set():
-            report.stopped = True
+        if run.stopping():
+            if not run.errors:
+                report.stopped = True
             return
-        claimed, skipped = store.claim(conn, slug, size)
-        report.skipped += skipped
+        claimed, skipped = store.claim(conn, slug, run.size)
+        with run.lock:
+            report.skipped += skipped
         if not claimed:
             if skipped:
                 continue
             return
         recipients = [
             Recipient(email=c.email, name=c.name,
-                      unsubscribe_url=unsubscribe_url(settings, c.email))
+                      unsubscribe_url=unsubscribe_url(run.settings, c.email))
             for c in claimed
         ]
         emails = [r.email for r in recipients]
-        pacer.wait(len(recipients))
+        run.pacer.wait(len(recipients))
         try:
-            results = _send_with_retries(provider, campaign, recipients, attempts=max_attempts,
-                                         backoff=backoff, stop=stop, report=report)
+            results = _send_with_retries(provider, run.campaign, recipients,
+                                         attempts=run.max_attempts, backoff=run.backoff,
+                                         stop=run.stop, report=report, lock=run.lock,
+                                         outer_stop=run.outer_stop)
         except ProviderAuthError as exc:
             store.release(conn, slug, emails)  # refused credentials: nothing was accepted
+            run.stop.set()
             exc.message += "; the send stopped and nothing more was sent (fix it and rerun)"
             raise
         except _StoppedWhileWaiting:
             store.release(conn, slug, emails)  # stopped during backoff: not sent
-            report.stopped = True
+            if not run.errors:
+                report.stopped = True
             return
         except ProviderError as exc:
             # RetryableError after the last attempt, or an error before anything was sent.
+            run.stop.set()
             store.record(conn, slug, [(e, "failed", None, str(exc)) for e in emails])
-            report.failed += len(emails)
+            with run.lock:
+                report.failed += len(emails)
+                answered = report.done - len(emails)
             exc.message += (
-                f"; the send stopped after {report.done - len(emails)} answers this run"
+                f"; the send stopped after {answered} answers this run"
                 f" ({len(emails)} marked failed; rerun to retry them)"
             )
             raise
         except KeyboardInterrupt:
             # Interrupted mid-request: the provider may have accepted it.
-            _record_unknown(conn, slug, emails, "interrupted while the request was in flight",
-                            report)
+            _record_unknown(run, conn, emails, "interrupted while the request was in flight")
+            run.stop.set()
             report.stopped = True
             return
         except BaseException as exc:
-            _record_unknown(conn, slug, emails, f"unexpected error in flight: {exc!r}", report)
+            run.stop.set()
+            _record_unknown(run, conn, emails, f"unexpected error in flight: {exc!r}")
             raise
-        _record_results(conn, slug, emails, results, report)
-        report.batches += 1
-        if progress:
-            report.elapsed = time.monotonic() - report.started
-            progress(report)
+        _record_results(run, conn, emails, results)
 
 
-def _record_unknown(conn, slug, emails, reason, report) -> None:
-    store.record(conn, slug, [(e, "unknown", None, reason) for e in emails])
-    report.unknown += len(emails)
+def _record_unknown(run: _Run, conn, emails, reason) -> None:
+    store.record(conn, run.slug, [(e, "unknown", None, reason) for e in emails])
+    with run.lock:
+        run.report.unknown += len(emails)
 
 
-def _record_results(conn, slug, emails: list[str], results: list[Result], report) -> None:
+def _record_results(run: _Run, conn, emails: list[str], results: list[Result]) -> None:
     by_email = {r.email: r for r in results}
     outcomes = []
+    tally: dict[str, int] = {}
     for email in emails:
         result = by_email.get(email)
         if result is None:  # a provider that lost track of someone: it may have been sent
             outcomes.append((email, "unknown", None, "the provider returned no result"))
-            report.unknown += 1
+            tally["unknown"] = tally.get("unknown", 0) + 1
             continue
         state = Status(result.status).value
         outcomes.append((email, state, result.message_id, result.error))
-        setattr(report, state, getattr(report, state) + 1)
-    store.record(conn, slug, outcomes)
+        tally[state] = tally.get(state, 0) + 1
+    store.record(conn, run.slug, outcomes)
+    report = run.report
+    with run.lock:
+        for state, n in tally.items():
+            setattr(report, state, getattr(report, state) + n)
+        report.batches += 1
+        if run.progress:
+            report.elapsed = time.monotonic() - report.started
+            run.progress(report)
 
 
 class _StoppedWhileWaiting(Exception):
@@ -319,11 +423,14 @@ def _send_with_retries(
     backoff: float = BACKOFF_BASE,
     stop: threading.Event | None = None,
     report: SendReport | None = None,
+    lock: threading.Lock | None = None,
+    outer_stop: threading.Event | None = None,
 ) -> list[Result]:
     """send_batch, retrying RetryableError (certainly not accepted) with backoff + jitter."""
     for attempt in range(1, attempts + 1):
         if report is not None:
-            report.requests += 1
+            with lock or threading.Lock():
+                report.requests += 1
         try:
             return provider.send_batch(campaign, recipients)
         except RetryableError as exc:
@@ -335,11 +442,21 @@ def _send_with_retries(
             if exc.retry_after is not None:
                 delay = max(delay, min(exc.retry_after, RETRY_AFTER_MAX))
             if stop is not None:
-                if stop.wait(delay):
+                if _wait(delay, stop, outer_stop):
                     raise _StoppedWhileWaiting() from None
             else:
                 time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def _wait(delay: float, *events: threading.Event | None) -> bool:
+    """Sleep up to `delay`; True as soon as any of the events is set."""
+    end = time.monotonic() + delay
+    while (left := end - time.monotonic()) > 0:
+        if any(e is not None and e.is_set() for e in events):
+            return True
+        time.sleep(min(left, 0.05))
+    return any(e is not None and e.is_set() for e in events)
 
 
 class _Pacer:
@@ -349,14 +466,15 @@ class _Pacer:
         self.rate = rate
         self.start = time.monotonic()
         self.count = 0
+        self.lock = threading.Lock()
 
     def wait(self, n: int) -> None:
-        if self.rate > 0:
-            due = self.start + self.count / self.rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        self.count += n
+        with self.lock:  # reserve a slot; sleep outside the lock
+            due = self.start + self.count / self.rate if self.rate > 0 else 0.0
+            self.count += n
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
 
 def _get_provider(settings) -> Provider:

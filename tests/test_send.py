@@ -250,3 +250,31 @@ def test_content_hash_changes_with_any_part():
     assert len(h) == 64 and h == sender.content_hash(rendered())
     for change in ({"html": base.html + " "}, {"text": base.text + " "}, {"subject": "x"}):
         assert sender.content_hash(dataclasses.replace(base, **change)) != h
+
+
+def test_parallel_connections_send_each_once(settings):
+    """Several providers (here the file provider) claim their own batches from the ledger."""
+    emails = add_subscribers(settings.db_path, 230)
+    report = sender.send_all(rendered(), settings, connections=3)
+    assert report.sent == 230 and report.batches >= 3
+    files = list(settings.outbox.rglob("*.eml"))
+    assert len(files) == 230
+    to = Counter()
+    for path in files:
+        for line in path.read_bytes().splitlines():
+            if line.startswith(b"To: "):
+                to[line[4:].decode().strip("<>").split("<")[-1].rstrip(">")] += 1
+    assert sorted(to) == emails and set(to.values()) == {1}
+
+
+def test_connections_setting(settings):
+    import dataclasses
+
+    def with_env(**env):
+        return dataclasses.replace(settings, env={**settings.env, **env})
+
+    assert sender.default_connections(settings) == 1  # file
+    assert sender.default_connections(with_env(NEWSLETTER_PROVIDER="smtp")) == 4
+    assert sender.default_connections(with_env(NEWSLETTER_CONNECTIONS="2")) == 2
+    with pytest.raises(ConfigError, match="NEWSLETTER_CONNECTIONS"):
+        sender.default_connections(with_env(NEWSLETTER_CONNECTIONS="lots"))

@@ -106,8 +106,12 @@ def parse(html: str, text: str) -> Document:
     import lxml.html
     from lxml import etree
 
+    # Bytes with an explicit parser encoding: lxml refuses a str that carries an XML encoding
+    # declaration, and a <meta charset> must not make it guess otherwise.
+    parser = lxml.html.HTMLParser(encoding="utf-8")
     try:
-        root = lxml.html.document_fromstring(html) if html.strip() else None
+        root = (lxml.html.document_fromstring(html.encode("utf-8"), parser=parser)
+                if html.strip() else None)
     except (etree.ParserError, ValueError):
         root = None
     doc = Document(html=html, text=text, root=root, lang=None)

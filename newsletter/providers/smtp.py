@@ -25,6 +25,7 @@ FAILED ("not attempted: ...") so no delivered message is forgotten.
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import socket
 import ssl
@@ -175,7 +176,7 @@ class SmtpProvider:
                         "unencrypted (use smtps://, or set SMTP_ALLOW_PLAIN_AUTH=1)",
                         provider=NAME,
                     )
-                conn.login(cfg.user, cfg.password or "")
+                _login(conn, cfg.user, cfg.password or "")
         except smtplib.SMTPAuthenticationError as exc:
             _quietly_close(conn)
             text = _reply_text(exc.smtp_error)
@@ -186,11 +187,11 @@ class SmtpProvider:
                 f"{self._where()} refused the login of user {cfg.user!r} ({exc.smtp_code} {text}); "
                 "check the user and password in SMTP_URL", provider=NAME, status=exc.smtp_code,
             ) from None
-        except smtplib.SMTPNotSupportedError:
+        except smtplib.SMTPNotSupportedError as exc:
             _quietly_close(conn)
-            raise ProviderError(f"{self._where()} does not offer AUTH: remove the user and "
-                                "password from SMTP_URL or use another port",
-                                provider=NAME) from None
+            why = str(exc) if "non-ASCII" in str(exc) else "the server does not offer AUTH"
+            raise ProviderError(f"{self._where()}: {why}: remove the user and password from "
+                                "SMTP_URL or use another port", provider=NAME) from None
         except ssl.SSLCertVerificationError as exc:
             _quietly_close(conn)
             raise ProviderError(
@@ -314,6 +315,20 @@ class SmtpProvider:
             conn.rset()
         except (OSError, smtplib.SMTPException):
             self._drop()
+
+
+def _login(conn: smtplib.SMTP, user: str, password: str) -> None:
+    """smtplib.login, except that non-ASCII credentials go as UTF-8 AUTH PLAIN (RFC 4616):
+    smtplib encodes every credential as ASCII and would crash on `é`."""
+    if user.isascii() and password.isascii():
+        conn.login(user, password)
+        return
+    if "plain" not in conn.esmtp_features.get("auth", "").lower().split():
+        raise smtplib.SMTPNotSupportedError("non-ASCII credentials need AUTH PLAIN")
+    token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+    code, reply = conn.docmd("AUTH", "PLAIN " + token)
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
 
 def _reply_text(reply: bytes | str) -> str:

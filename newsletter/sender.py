@@ -378,6 +378,14 @@ def _worker(run: _Run, provider: Provider, conn) -> None:
             _record_unknown(run, conn, emails, f"unexpected error in flight: {exc!r}")
             raise
         _record_results(run, conn, emails, results)
+        if results and all(r.status == Status.FAILED for r in results):
+            # The provider refused a whole batch (e.g. HTTP 400): the next would fare the same.
+            run.stop.set()
+            raise ProviderError(
+                f"refused a whole batch ({results[0].error}); the send stopped"
+                f" ({len(results)} marked failed; fix the cause and rerun to retry them)",
+                provider=getattr(provider, "name", "provider"),
+            )
 
 
 def _record_unknown(run: _Run, conn, emails, reason) -> None:

@@ -278,3 +278,13 @@ def test_connections_setting(settings):
     assert sender.default_connections(with_env(NEWSLETTER_CONNECTIONS="2")) == 2
     with pytest.raises(ConfigError, match="NEWSLETTER_CONNECTIONS"):
         sender.default_connections(with_env(NEWSLETTER_CONNECTIONS="lots"))
+
+
+def test_a_batch_refused_whole_stops_the_send(settings):
+    add_subscribers(settings.db_path, 30)
+    provider = RecordingProvider(max_batch=10, status=Status.FAILED)
+    with pytest.raises(ProviderError, match="refused a whole batch.*10 marked failed"):
+        sender.send_all(rendered(), settings, provider)
+    assert len(provider.calls) == 1
+    c = counts(settings.db_path)
+    assert (c["failed"], c["pending"], c["in_flight"]) == (10, 20, 0)

@@ -4,6 +4,7 @@ forged tokens, key rotation), double opt-in, signed SendGrid webhooks, hostile i
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from newsletter import store, tokens
+from newsletter.cli import main
 from newsletter.config import Settings, load_settings
 from newsletter.web import FORM_LIMIT, WEBHOOK_LIMIT, create_app
 from tests.support.serve import call, form, keypair, running, sign, signed_headers
@@ -412,3 +415,116 @@ def test_an_unsubscribe_while_a_send_is_queued_or_running_is_honoured(site: Site
     assert emails[1] not in delivered and emails[6] not in delivered
     assert sorted(delivered) == sorted(set(emails) - {emails[1], emails[6]})
     assert site.status(emails[1]) == site.status(emails[6]) == "unsubscribed"
+
+
+# -- double opt-in through a real SMTP server ---------------------------------------------------
+
+@pytest.fixture
+def smtp_site(project: Path, monkeypatch: pytest.MonkeyPatch):
+    from tests.support.smtp_server import SmtpPeer
+
+    with SmtpPeer() as peer:
+        monkeypatch.setenv("NEWSLETTER_PROVIDER", "smtp")
+        monkeypatch.setenv("SMTP_URL", peer.url())
+        settings = load_settings(project / "newsletter.toml")
+        with running(create_app(settings)) as base:
+            yield Site(base, settings, None), peer
+
+
+def _confirm_path(peer, index: int = -1) -> tuple[str, object]:
+    import email
+    from email import policy
+
+    message = email.message_from_bytes(peer.messages[index].data, policy=policy.default)
+    text = message.get_body(("plain",)).get_content()
+    url = re.search(r"https?://\S+/confirm\?t=\S+", text).group(0)
+    return url[url.index("/confirm"):], message
+
+
+def test_subscribe_sends_a_confirmation_and_confirm_activates_with_consent(smtp_site) -> None:
+    site, peer = smtp_site
+    reply = call(site.base, "POST", "/subscribe",
+                 form(email="New.Reader@Example.org", name="New Reader", form="footer"),
+                 {"X-Forwarded-For": "203.0.113.9"})
+    assert reply.status == 200 and "check your inbox" in reply.body.lower()
+    reader = site.get("new.reader@example.org")
+    assert reader.status == "pending" and reader.confirmed_at is None
+    assert reader.consent_at and reader.consent_source == "form"
+    assert reader.consent_ip == "127.0.0.1"  # X-Forwarded-For from an untrusted peer is ignored
+    assert "footer" in reader.consent_form
+
+    assert len(peer.messages) == 1
+    assert peer.messages[0].rcpt_tos == ["new.reader@example.org"]
+    path, message = _confirm_path(peer)
+    assert site.settings.name in message["Subject"]
+    assert message["List-Unsubscribe"] is None  # a one-off confirmation, not a newsletter
+    assert tokens.confirm_url(site.settings, "new.reader@example.org").endswith(path)
+
+    reply = call(site.base, "GET", path)
+    assert reply.status == 200 and "subscribed" in reply.body.lower()
+    reader = site.get("new.reader@example.org")
+    assert reader.status == "active" and reader.confirmed_at
+
+    shown = CliRunner().invoke(main, ["subscribers", "show", "new.reader@example.org"])
+    assert shown.exit_code == 0, shown.output
+    for field, value in (("status", "active"), ("consent_source", "form"),
+                         ("consent_ip", "127.0.0.1"), ("confirmed_at", reader.confirmed_at),
+                         ("consent_at", reader.consent_at)):
+        assert re.search(rf"^{field}:\s+{re.escape(value)}", shown.output, re.M), field
+    assert "footer" in shown.output
+
+    # Asking again while active sends nothing and changes no consent record.
+    again = call(site.base, "POST", "/subscribe", form(email="new.reader@example.org"))
+    assert again.status == 200 and len(peer.messages) == 1
+    assert site.get("new.reader@example.org") == reader
+
+
+def test_a_pending_request_is_not_mailed_twice_in_a_minute(smtp_site) -> None:
+    site, peer = smtp_site
+    for _ in range(3):
+        assert call(site.base, "POST", "/subscribe", form(email="eve@example.org")).status == 200
+    assert len(peer.messages) == 1
+
+
+def test_resubscribing_an_unsubscribed_address_needs_the_confirmation(smtp_site) -> None:
+    site, peer = smtp_site
+    call(site.base, "POST", "/subscribe", form(email=ANN))
+    first_link, _ = _confirm_path(peer)
+    assert call(site.base, "GET", first_link).status == 200
+    assert call(site.base, "POST", site.unsubscribe_path(ANN), ONE_CLICK).status == 200
+    # The old confirmation email clicked again (or prefetched) does not re-subscribe.
+    reply = call(site.base, "GET", first_link)
+    assert reply.status == 200 and "nothing was changed" in reply.body
+    assert site.status(ANN) == "unsubscribed"
+    # A new request keeps the address unsubscribed until its own confirmation.
+    assert call(site.base, "POST", "/subscribe", form(email=ANN, form="archive")).status == 200
+    assert site.status(ANN) == "unsubscribed" and len(peer.messages) == 2
+    link, _ = _confirm_path(peer)
+    assert call(site.base, "GET", link).status == 200
+    ann = site.get(ANN)
+    assert ann.status == "active" and ann.unsubscribed_at is None and "archive" in ann.consent_form
+
+
+def test_consent_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy(project: Path,
+                                                                           monkeypatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_PROVIDER", "file")
+    settings = load_settings(project / "newsletter.toml")
+    with running(create_app(settings), trusted_proxy="127.0.0.1") as base:
+        reply = call(base, "POST", "/subscribe", form(email=BOB),
+                     {"X-Forwarded-For": "203.0.113.9"})
+    assert reply.status == 200
+    conn = store.connect(settings.db_path)
+    assert store.get_subscriber(conn, BOB).consent_ip == "203.0.113.9"
+    conn.close()
+    assert len(list((project / "outbox").rglob("*.eml"))) == 1  # the file provider got it
+
+
+def test_subscribe_page_and_invalid_address(site: Site) -> None:
+    page = call(site.base, "GET", "/subscribe")
+    assert page.status == 200 and 'name="email"' in page.body and 'action="subscribe"' in page.body
+    reply = call(site.base, "POST", "/subscribe", form(email="not-an-address"))
+    assert reply.status == 400 and "valid email address" in reply.body
+    assert 'value="not-an-address"' in reply.body
+    conn = site.db()
+    assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 0
+    conn.close()

@@ -16,18 +16,34 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 
 @contextmanager
-def running(app, threads: int = 8) -> Iterator[str]:
+def running(app, threads: int = 8, trusted_proxy: str | None = None) -> Iterator[str]:
     """Serve `app` with waitress on 127.0.0.1 (a free port); yields the base URL."""
     from newsletter.web import make_server
 
-    server = make_server(app, host="127.0.0.1", port=0, threads=threads)
+    server = make_server(app, host="127.0.0.1", port=0, threads=threads,
+                         trusted_proxy=trusted_proxy)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
-        thread.join(10)
+        stop(server, thread)
+
+
+def stop(server, thread: threading.Thread, timeout: float = 10) -> None:
+    """Close every socket from inside waitress's own loop thread (closing them from here races
+    with its select() and ends in EBADF), then stop its worker threads."""
+
+    def close_all() -> None:
+        for dispatcher in list(server._map.values()):
+            if dispatcher is not server and dispatcher is not server.trigger:
+                dispatcher.close()
+        server.close()  # the listening socket and the trigger: the loop's map is now empty
+
+    server.trigger.pull_trigger(close_all)
+    thread.join(timeout)
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
+    assert not thread.is_alive(), "waitress did not stop"
 
 
 @dataclass

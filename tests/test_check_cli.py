@@ -66,7 +66,7 @@ def local_links(project: Path, server) -> None:
 def test_a_broken_link_exits_one_and_json_names_it(project: Path, link_server) -> None:  # noqa: F811
     local_links(project, link_server)
     issue = write_issue(project, "2011-06", link_server.url("/missing"))
-    result = run(str(issue), "--json", "--timeout", "2")
+    result = run(str(issue), "--json", "--timeout", "5")
     assert result.exit_code == 1, result.output
     data = json.loads(result.output)
     assert data["errors"] >= 1

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 from tests.support.check_server import link_server, running  # noqa: F401  (fixture)
 from tests.support.checks import by, rendered
 
-TIMEOUT = 1.0  # the /slow path never answers; keep the wait short
+TIMEOUT = 3.0  # /slow never answers; generous enough for a loaded CI machine
 
 
 def _links_email(server, settings):
@@ -89,7 +89,8 @@ def test_a_link_that_never_answers_is_a_timeout_error(link_findings) -> None:
     assert f.level == "error"
     assert "timed out" in f.message and '"Slow archive"' in f.message
     assert f.where == "Christchurch: Post-Earthquake Report"
-    assert elapsed < 8, "the slow link held the whole check up"
+    # One timeout, not two: a HEAD that timed out is not asked again with GET.
+    assert elapsed < 2 * TIMEOUT, f"the check took {elapsed:.1f} s"
 
 
 def test_a_redirect_is_a_note_with_its_target(link_findings) -> None:

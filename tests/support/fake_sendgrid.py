@@ -102,7 +102,8 @@ class FakeSendGrid:
         self._stopping = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     @property
     def url(self) -> str:
@@ -113,7 +114,7 @@ class FakeSendGrid:
         return [r for r in self.requests if r.problems]
 
     def fail_next(self, mode: str, *, times: int = 1, **options) -> None:
-        """Answer the next `times` requests with `mode`: "429" (retry_after=, reset=), "500",
+        """Answer the next `times` requests with `mode`: "429" (retry_after=, reset_in=), "500",
         "401", "403", "400", "hang" or "drop"."""
         with self._lock:
             self._plan += [(mode, options)] * times
@@ -188,8 +189,8 @@ class FakeSendGrid:
                     headers = {}
                     if "retry_after" in options:
                         headers["Retry-After"] = str(options["retry_after"])
-                    if "reset" in options:  # epoch seconds
-                        headers["X-RateLimit-Reset"] = str(int(options["reset"]))
+                    if "reset_in" in options:  # X-RateLimit-Reset is epoch seconds
+                        headers["X-RateLimit-Reset"] = str(int(time.time() + options["reset_in"]))
                     self._answer(429, _errors("too many requests"), headers)
                 elif mode in ("500", "503"):
                     self._answer(int(mode), _errors("internal error"))

@@ -134,8 +134,8 @@ def send_status(settings: Settings | None) -> dict[str, Any]:
                               "(environment or .env)."}
         detail = "SendGrid"
     else:
-        detail = (f"the local outbox {_display_path(settings.outbox)}/ "
-                  "(file provider: nothing leaves this computer)")
+        detail = (f"the file provider into {_display_path(settings.outbox)}/ "
+                  "(nothing leaves this computer)")
     if not recipients:
         return {**off, "provider": provider, "detail": detail,
                 "reason": "No reviewers: add them to [sender] reviewers in newsletter.toml."}
@@ -266,8 +266,9 @@ class Preview:
             "from_name": settings.from_name, "from_email": settings.from_email,
             "date": date.isoformat() if date else None,
             "html": _frame_html(html), "text": text,
-            # what Gmail receives: one personalised copy, as UTF-8 bytes
-            "html_bytes": len(html.encode("utf-8")),
+            # measured as `build` and `check` measure it (a personalised copy differs by the
+            # length of one unsubscribe URL)
+            "html_bytes": len(rendered.html.encode("utf-8")),
             "text_bytes": len(text.encode("utf-8")),
             "limit": GMAIL_CLIP_BYTES, "warn": WARN_BYTES,
         }

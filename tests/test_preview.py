@@ -237,6 +237,25 @@ def test_template_edit_updates_the_page(page, project):
 
 @pytest.mark.browser
 @needs_chromium
+def test_template_error_shows_file_and_line_and_recovers(page, project):
+    from playwright.sync_api import expect
+
+    template = project / "templates" / "email.mjml.j2"
+    if not template.exists():
+        pytest.skip("templates/email.mjml.j2 is absent")
+    good = template.read_text(encoding="utf-8")
+    first = good.index("{%")
+    line = good.count("\n", 0, first) + 1
+    template.write_text(good[:first] + "{% bogus %}" + good[first:], encoding="utf-8")
+    error = page.locator("#error")
+    expect(error).to_contain_text(f"templates/email.mjml.j2:{line}", timeout=UPDATE_TIMEOUT_MS)
+    expect(error).to_contain_text("bogus")
+    template.write_text(good, encoding="utf-8")
+    expect(error).to_be_hidden(timeout=UPDATE_TIMEOUT_MS)
+
+
+@pytest.mark.browser
+@needs_chromium
 def test_broken_yaml_shows_the_error_and_recovers(page, project):
     from playwright.sync_api import expect
 
@@ -412,18 +431,28 @@ def test_missing_issue_file_is_an_issue_error(project):
 @needs_chromium
 @pytest.mark.skipif(not os.environ.get("NEWSLETTER_SCREENSHOTS"),
                     reason="set NEWSLETTER_SCREENSHOTS=1 to rewrite docs/images/preview*.png")
-def test_screenshot(browser, server, tmp_path):
+def test_screenshot(browser, server, project, tmp_path):
+    from playwright.sync_api import expect
+
     out = ROOT / "docs" / "images"
     out.mkdir(parents=True, exist_ok=True)
-    for name, view in (("preview.png", "desktop"), ("preview-phone.png", "phone")):
+    issue = project / "issues" / "2011-05.yaml"
+    good = issue.read_text(encoding="utf-8")
+    for name, view, broken in (("preview.png", "desktop", False),
+                               ("preview-phone.png", "phone", False),
+                               ("preview-error.png", "desktop", True)):
         context, page = _open(browser, server, width=1440, height=1000)
         try:
             page.click(f"#view-{view}")
             page.wait_for_function("!document.querySelector('#checks .pending')")
+            if broken:  # a typo in a field name, as an editor might save it
+                issue.write_text(good.replace("    cta:", "    cat:"), encoding="utf-8")
+                expect(page.locator("#error")).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
             page.wait_for_timeout(400)
             shot = tmp_path / name
             page.screenshot(path=str(shot))
             shutil.copy(shot, out / name)
         finally:
+            issue.write_text(good, encoding="utf-8")
             context.close()
         assert (out / name).stat().st_size > 10_000

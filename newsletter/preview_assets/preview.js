@@ -188,6 +188,7 @@
     drawChecks(s.email ? s.checks : { state: "unavailable", message: "No render to check yet." });
     drawSend(s.send);
     $("status-text").textContent = `${s.error ? "Error" : "Live"} · updated ${s.updated}`;
+    $("status").classList.toggle("error", Boolean(s.error));
   }
 
   // -- send test -----------------------------------------------------------------------------

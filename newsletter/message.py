@@ -23,12 +23,15 @@ recipient as REJECTED. Internationalised domains are written in their IDNA (xn--
 from __future__ import annotations
 
 import binascii
+import os
+import random
 import re
 import secrets
+import time
 from email import message_from_bytes, policy
 from email.header import Header
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, formatdate
 from html import escape
 
 from newsletter.providers.base import Campaign, Recipient
@@ -127,6 +130,7 @@ class MessageFactory:
         self.campaign = campaign
         self.from_address = ascii_address(campaign.from_email)  # envelope sender for SMTP
         self.domain = domain_of(campaign.from_email)
+        self._pid = os.getpid()
         boundary = "=_nl_" + secrets.token_hex(12)  # "=_" never occurs in QP output
         shared = EmailMessage(policy=policy.SMTP)
         shared["From"] = format_address(campaign.from_name, campaign.from_email)
@@ -151,7 +155,8 @@ class MessageFactory:
         self._html = _Part(campaign.html, html=True)
 
     def message_id(self) -> str:
-        return make_msgid(domain=self.domain)
+        """Like email.utils.make_msgid, without a getpid() system call per message."""
+        return f"<{time.time_ns()}.{self._pid}.{random.getrandbits(64)}@{self.domain}>"
 
     def render(self, recipient: Recipient, *, message_id: str | None = None) -> bytes:
         """The whole message for one recipient (7-bit, CRLF). Raises AddressError for an

@@ -14,7 +14,7 @@ from newsletter.checks.http import _why, probe, probe_all
 from newsletter.config import load_settings
 from tests.conftest import ROOT
 from tests.support.check_server import link_server, running  # noqa: F401  (fixture)
-from tests.support.checks import by, rendered
+from tests.support.checks import assert_only_local, by, local_settings, rendered
 
 TIMEOUT = 3.0  # /slow never answers; generous enough for a loaded CI machine
 
@@ -47,11 +47,12 @@ def _links_email(server, settings):
 @pytest.fixture(scope="module")
 def link_findings():
     """One check run over every kind of answer, shared by the tests that read its findings."""
-    settings = load_settings(ROOT / "newsletter.toml", environ={})
     with pytest.MonkeyPatch.context() as mp, running() as server:
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
         mp.setenv("no_proxy", "127.0.0.1,localhost")
+        settings = local_settings(load_settings(ROOT / "newsletter.toml", environ={}), server)
         r = _links_email(server, settings)
+        assert_only_local(r, server)
         started = time.monotonic()
         findings = run_checks(r, settings, timeout=TIMEOUT, spam=False)
         yield findings, time.monotonic() - started, server
@@ -167,11 +168,14 @@ def test_a_refused_connection_is_an_error() -> None:
 
 
 def _image_email(server, settings, img: str):
-    return rendered(f"<h2>Calgary: Talking Mentoring</h2>{img}", "", settings)
+    r = rendered(f"<h2>Calgary: Talking Mentoring</h2>{img}", "", settings)
+    assert_only_local(r, server)
+    return r
 
 
 def test_a_reachable_image_with_alt_and_width_passes(link_server, settings) -> None:  # noqa: F811
     img = f'<img src="{link_server.url("/img.png")}" alt="Roundtable in Calgary" width="600">'
+    settings = local_settings(settings, link_server)
     findings = run_checks(_image_email(link_server, settings, img), settings,
                           timeout=TIMEOUT, spam=False)
     assert by(findings, "images") == []
@@ -179,6 +183,7 @@ def test_a_reachable_image_with_alt_and_width_passes(link_server, settings) -> N
 
 def test_a_missing_image_is_an_error(link_server, settings) -> None:  # noqa: F811
     img = f'<img src="{link_server.url("/gone.png")}" alt="Roundtable in Calgary" width="600">'
+    settings = local_settings(settings, link_server)
     findings = run_checks(_image_email(link_server, settings, img), settings,
                           timeout=TIMEOUT, spam=False)
     [f] = by(findings, "images")
@@ -188,9 +193,23 @@ def test_a_missing_image_is_an_error(link_server, settings) -> None:  # noqa: F8
 
 def test_a_big_image_without_width_is_warned(link_server, settings) -> None:  # noqa: F811
     img = f'<img src="{link_server.url("/big.png")}" alt="A very large photo">'
+    settings = local_settings(settings, link_server)
     findings = run_checks(_image_email(link_server, settings, img), settings,
                           timeout=TIMEOUT, spam=False)
     warnings = by(findings, "images", "warning")
     assert any("over 1 MB" in f.message for f in warnings), findings
     assert any("no width" in f.message for f in warnings), findings
     assert by(findings, "images", "error") == []
+
+
+def test_an_unpublished_web_copy_is_a_warning_not_an_error(link_server, settings) -> None:  # noqa: F811
+    import dataclasses
+
+    local = dataclasses.replace(local_settings(settings, link_server),
+                                view_online_url=link_server.url("/gone/{slug}.html"))
+    r = rendered("<p>Hi</p>", "Hi", local)
+    assert_only_local(r, link_server)
+    findings = run_checks(r, local, timeout=TIMEOUT, spam=False)
+    [f] = by(findings, "links")
+    assert f.level == "warning" and "not online yet (404)" in f.message
+    assert link_server.url("/gone/2011-05.html") in f.message

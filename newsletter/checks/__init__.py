@@ -31,6 +31,7 @@ def run_checks(
     from newsletter.checks.http import probe_all
 
     doc = document.parse(rendered.html, rendered.text)
+    view_online = settings.view_online_for(rendered.slug)
     places = links.link_places(doc)
 
     with ThreadPoolExecutor(max_workers=1) as side:
@@ -44,10 +45,9 @@ def run_checks(
                                size_limits=limits)
         spam_findings = scored.result() if scored is not None else []
 
-    view_online = settings.view_online_for(rendered.slug)
     findings = [
         *size.check_size(rendered.html),
-        *links.check_links(places, probes),
+        *links.check_links(places, probes, web_copy=view_online),
         *images.check_images(doc, probes),
         *content.check_subject(rendered.subject, rendered.preheader),
         *content.check_footer(doc, settings.postal_address),

@@ -49,8 +49,12 @@ def _where(places: list[Place]) -> tuple[str, str | None]:
 
 
 def check_links(
-    places: Mapping[str, list[Place]], probes: Mapping[str, Probe] | None
+    places: Mapping[str, list[Place]], probes: Mapping[str, Probe] | None,
+    web_copy: str | None = None,
 ) -> list[Finding]:
+    """web_copy: this issue's "view in browser" address. It is usually published with the
+    archive around the time of sending, so its 404 is a warning, not an error that would
+    refuse the send."""
     if probes is None:
         return [note("links", f"{len(places)} links were not checked (offline)")]
     findings: list[Finding] = []
@@ -59,6 +63,11 @@ def check_links(
         if result is None:
             continue
         said, story = _where(where_list)
+        if web_copy and url == web_copy and result.status in (404, 410):
+            findings.append(warning("links", f"{said}: the web copy of this issue is not "
+                                    f"online yet ({result.status}): publish it (newsletter "
+                                    f"archive) before readers click it: {url}", story))
+            continue
         findings.extend(_judge(url, result, said, story, "links"))
     if not findings and places:
         findings.append(note("links", f"all {len(places)} links answered"))

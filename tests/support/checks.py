@@ -56,3 +56,26 @@ def by(findings, category: str | None = None, level: str | None = None):
     return [f for f in findings
             if (category is None or f.category == category)
             and (level is None or f.level == level)]
+
+
+def local_settings(settings, server):
+    """Settings whose web addresses (view online, archive, website) point at the local test
+    server, so an online check requests nothing beyond 127.0.0.1."""
+    import dataclasses
+
+    return dataclasses.replace(
+        settings,
+        view_online_url=server.url("/ok/archive/{slug}.html"),
+        archive_url=server.url("/ok/archive/"),
+        website=server.url("/ok/"),
+        public_url=server.url("/ok"),
+    )
+
+
+def assert_only_local(r: Rendered, server) -> None:
+    """Every URL an online check would request belongs to the local server."""
+    from newsletter.checks import document, images, links
+
+    doc = document.parse(r.html, r.text)
+    urls = [*links.link_places(doc), *images.image_urls(doc)]
+    assert urls and all(u.startswith(server.base + "/") for u in urls), urls

@@ -456,3 +456,68 @@ def test_screenshot(browser, server, project, tmp_path):
             issue.write_text(good, encoding="utf-8")
             context.close()
         assert (out / name).stat().st_size > 10_000
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def _spawn_cli(project: Path, *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "preview", "issues/2011-05.yaml", "--no-open", *args],
+        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_cli_prints_its_url_and_stops_cleanly_on_ctrl_c(project):
+    import signal
+
+    proc = _spawn_cli(project, "--port", "0")
+    try:
+        line = proc.stdout.readline()  # printed once the first render is done
+        assert line.startswith("Preview of issues/2011-05.yaml on http://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].split()[0]
+        assert _request(url)[0] == 200
+        # an open event stream must not keep the server from stopping
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        stream = opener.open(url + "events", timeout=5)
+        stream.readline()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+        stream.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode == 0, err
+    assert "Stopped." in out
+    assert "Traceback" not in err
+
+
+def test_cli_port_in_use_is_one_clear_line(project):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _spawn_cli(project, "--port", str(port))
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.strip() == (f"port {port} is already in use: choose another with --port "
+                           "(or --port 0 for any free one)")
+
+
+def test_cli_missing_issue_and_help(project):
+    from click.testing import CliRunner
+
+    from newsletter.cli import main
+
+    result = CliRunner().invoke(main, ["preview", "issues/nope.yaml", "--no-open"])
+    assert result.exit_code == 1
+    assert "issues/nope.yaml: file not found" in result.output
+    result = CliRunner().invoke(main, ["preview", "--help"])
+    assert result.exit_code == 0
+    assert "newsletter preview issues/2011-05.yaml --port 8080 --no-open" in result.output

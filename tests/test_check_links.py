@@ -213,3 +213,13 @@ def test_an_unpublished_web_copy_is_a_warning_not_an_error(link_server, settings
     [f] = by(findings, "links")
     assert f.level == "warning" and "not online yet (404)" in f.message
     assert link_server.url("/gone/2011-05.html") in f.message
+
+
+def test_a_bot_wall_is_a_warning_not_an_error(link_server, settings) -> None:  # noqa: F811
+    settings = local_settings(settings, link_server)
+    url = link_server.url("/bot-wall")
+    r = rendered(f'<p><a href="{url}">Maytree blog</a></p>', f"Maytree blog: {url}", settings)
+    assert_only_local(r, link_server)
+    [f] = [f for f in by(run_checks(r, settings, timeout=TIMEOUT, spam=False), "links")
+           if url in f.message]
+    assert f.level == "warning" and "bot protection" in f.message and "403" in f.message

@@ -31,6 +31,9 @@ class Probe:
     redirects: tuple[tuple[int, str], ...] = ()  # (status, location) per hop
     size: int | None = None  # bytes: Content-Length, or counted up to size_limit + 1
     content_type: str | None = None
+    # Why this failure may be the checker's problem rather than the link's (a bot wall, a
+    # certificate chain a browser would complete): reported as a warning, not an error.
+    doubt: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,6 +71,28 @@ def _why(exc: BaseException) -> str:
         return f"bad HTTP answer ({type(reason).__name__})"
     text = str(reason).strip() or type(reason).__name__
     return text[:120]
+
+
+def _doubt_answer(status: int, headers) -> str | None:
+    """Answers that block automated checkers while the page works in a browser."""
+    if status == 999:  # LinkedIn and others answer robots with this
+        return "the site refuses automated checks"
+    if headers is None:
+        return None
+    challenged = bool(headers.get("cf-mitigated"))  # Cloudflare's "prove you are human"
+    cloudflare = "cloudflare" in (headers.get("Server") or "").lower()
+    if (status in (403, 503) and challenged) or (status == 403 and cloudflare):
+        return "the site's bot protection answered, not the page"
+    return None
+
+
+def _doubt_error(exc: BaseException) -> str | None:
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, ssl.SSLCertVerificationError) and \
+            "local issuer" in (reason.verify_message or ""):
+        # An incomplete chain: browsers fetch the missing intermediate, Python does not.
+        return "browsers may complete the certificate chain that Python cannot"
+    return None
 
 
 def _once(url: str, method: str, timeout: float, size_limit: int | None):
@@ -124,10 +149,12 @@ def probe(url: str, *, timeout: float = DEFAULT_TIMEOUT, size_limit: int | None 
             return Probe(
                 url, status, reason, current if hops else None, tuple(hops), size,
                 headers.get("Content-Type") if headers is not None else None,
+                _doubt_answer(status, headers),
             )
         return Probe(url, None, f"more than {MAX_REDIRECTS} redirects", current, tuple(hops))
     except (urllib.error.URLError, OSError, HTTPException, ValueError) as exc:
-        return Probe(url, None, _why(exc), current if hops else None, tuple(hops))
+        return Probe(url, None, _why(exc), current if hops else None, tuple(hops),
+                     doubt=_doubt_error(exc))
 
 
 def probe_all(

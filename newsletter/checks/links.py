@@ -76,6 +76,10 @@ def check_links(
 
 def _judge(url: str, result: Probe, said: str, story: str | None, category: str):
     answer = f"{result.status} {result.reason}".strip() if result.status else result.reason
+    if result.doubt and not result.ok:
+        yield warning(category, f"{said}: not verified, {answer} ({result.doubt}); open it "
+                      f"in a browser: {url}", story)
+        return
     if result.redirects:
         hop = result.redirects[0][0]
         target = result.final_url or result.redirects[-1][1]

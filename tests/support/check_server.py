@@ -68,6 +68,9 @@ def _handler(stop: threading.Event, log: list[tuple[str, str]]):
                 self._answer(500, b"boom")
             elif path == "/slow":
                 stop.wait(10)  # never answers within any test timeout
+            elif path == "/bot-wall":  # what Cloudflare answers a robot
+                self._answer(403, b"Just a moment...", {"cf-mitigated": "challenge",
+                                                        "Server": "cloudflare"})
             elif path == "/head-refused":
                 if self.command == "HEAD":
                     self._answer(405, b"", {"Allow": "GET"})

@@ -223,3 +223,9 @@ def test_a_bot_wall_is_a_warning_not_an_error(link_server, settings) -> None:  #
     [f] = [f for f in by(run_checks(r, settings, timeout=TIMEOUT, spam=False), "links")
            if url in f.message]
     assert f.level == "warning" and "bot protection" in f.message and "403" in f.message
+
+
+def test_a_non_ascii_link_is_requested_percent_encoded(link_server) -> None:  # noqa: F811
+    result = probe(link_server.url("/ok/Zürich/北京"), timeout=TIMEOUT)
+    assert result.ok, result
+    assert ("HEAD", "/ok/Z%C3%BCrich/%E5%8C%97%E4%BA%AC") in link_server.requests

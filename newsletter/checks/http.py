@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.client import HTTPException
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 USER_AGENT = "Mozilla/5.0 (compatible; newsletter-check/0.1; link checker)"
 MAX_REDIRECTS = 5
@@ -95,10 +95,29 @@ def _doubt_error(exc: BaseException) -> str | None:
     return None
 
 
+def as_uri(url: str) -> str:
+    """An IRI as a browser would send it: non-ASCII host in IDNA, non-ASCII path and query
+    percent-encoded (what is already encoded stays as it is)."""
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass  # left as is: the request then fails with a clear reason
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    if parts.username:
+        netloc = f"{parts.username}{':' + parts.password if parts.password else ''}@{netloc}"
+    safe = "/%:@!$&'()*+,;=?~-._"
+    return urlunsplit((parts.scheme, netloc, quote(parts.path, safe=safe),
+                       quote(parts.query, safe=safe), quote(parts.fragment, safe=safe)))
+
+
 def _once(url: str, method: str, timeout: float, size_limit: int | None):
     """One request without following redirects -> (status, reason, headers, size)."""
     request = urllib.request.Request(
-        url, method=method, headers={"User-Agent": USER_AGENT, "Accept": "*/*"}
+        as_uri(url), method=method, headers={"User-Agent": USER_AGENT, "Accept": "*/*"}
     )
     try:
         response = _OPENER.open(request, timeout=timeout)

@@ -161,11 +161,8 @@ class MessageFactory:
     def render(self, recipient: Recipient, *, message_id: str | None = None) -> bytes:
         """The whole message for one recipient (7-bit, CRLF). Raises AddressError for an
         address that cannot be written, ValueError for a subscriber send without a URL."""
+        check_url(self.campaign, recipient)
         url = recipient.unsubscribe_url or ""
-        if not self.campaign.test and not url:
-            raise ValueError(f"{recipient.email}: a subscriber send needs an unsubscribe_url")
-        if any(c in url for c in "\r\n <>") or not url.isascii() or len(url) > MAX_LINE - 20:
-            raise ValueError(f"{recipient.email}: unsubscribe_url is not a plain URL")
         lines = [
             self._head,
             b"To: ", format_address(recipient.name, recipient.email).encode("ascii"), b"\r\n",
@@ -194,13 +191,21 @@ def factory_for(current: MessageFactory | None, campaign: Campaign) -> MessageFa
     return MessageFactory(campaign)
 
 
+def check_url(campaign: Campaign, recipient: Recipient) -> None:
+    """ValueError unless the recipient's unsubscribe URL can go into a header (required for
+    subscriber sends, optional for test sends)."""
+    url = recipient.unsubscribe_url or ""
+    if not campaign.test and not url:
+        raise ValueError(f"{recipient.email}: a subscriber send needs an unsubscribe_url")
+    if any(c in url for c in "\r\n <>") or not url.isascii() or len(url) > MAX_LINE - 20:
+        raise ValueError(f"{recipient.email}: unsubscribe_url is not a plain ASCII URL")
+
+
 def check_batch(campaign: Campaign, recipients) -> None:
-    """Fail before anything is sent when a subscriber send lacks an unsubscribe URL (a bug in
-    the caller, not a recipient problem)."""
-    if not campaign.test:
-        for r in recipients:
-            if not r.unsubscribe_url:
-                raise ValueError(f"{r.email}: a subscriber send needs an unsubscribe_url")
+    """Fail before anything of the batch is sent when an unsubscribe URL is missing or
+    malformed: a bug in the caller, not a recipient problem, so it is raised, not reported."""
+    for r in recipients:
+        check_url(campaign, r)
 
 
 def message_id_of(data: bytes) -> str:

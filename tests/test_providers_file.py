@@ -96,3 +96,11 @@ def test_get_provider_names_missing_settings(project, monkeypatch) -> None:
     monkeypatch.setenv("NEWSLETTER_PROVIDER", "smtp")
     monkeypatch.setenv("SMTP_URL", "smtp://u:p@127.0.0.1:2525")
     assert get_provider(load_settings()).name == "smtp"
+
+
+def test_bad_unsubscribe_url_fails_the_batch_before_anything_is_written(tmp_path) -> None:
+    batch = [Recipient("a@example.org", None, url(1)),
+             Recipient("b@example.org", None, "https://x.example/u?t=a b")]
+    with pytest.raises(ValueError, match="b@example.org"):
+        FileProvider(tmp_path).send_batch(CAMPAIGN, batch)
+    assert not list(tmp_path.rglob("*.eml"))

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from newsletter.checks.document import Document, is_web
 from newsletter.checks.findings import Finding, error, note, warning
 from newsletter.checks.http import Probe
-from newsletter.checks.links import _judge
+from newsletter.checks.links import judge
 
 MAX_IMAGE_BYTES = 1024 * 1024
 
@@ -49,7 +49,7 @@ def check_images(doc: Document, probes: Mapping[str, Probe] | None) -> list[Find
         if result is None:
             continue
         said = f'image "{_name(img.alt or "", 50)}"' if img.alt else label
-        findings.extend(_judge(src, result, said, img.story, "images"))
+        findings.extend(judge(src, result, said, img.story, "images"))
         if result.ok and result.size is not None and result.size > MAX_IMAGE_BYTES:
             exact = result.size > MAX_IMAGE_BYTES + 1  # else counted only up to the limit
             shown = f" ({result.size / 1048576:.1f} MB)" if exact else ""

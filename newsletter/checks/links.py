@@ -68,13 +68,14 @@ def check_links(
                                     f"online yet ({result.status}): publish it (newsletter "
                                     f"archive) before readers click it: {url}", story))
             continue
-        findings.extend(_judge(url, result, said, story, "links"))
+        findings.extend(judge(url, result, said, story, "links"))
     if not findings and places:
         findings.append(note("links", f"all {len(places)} links answered"))
     return findings
 
 
-def _judge(url: str, result: Probe, said: str, story: str | None, category: str):
+def judge(url: str, result: Probe, said: str, story: str | None, category: str):
+    """The findings for one requested URL (links and images share the rules)."""
     answer = f"{result.status} {result.reason}".strip() if result.status else result.reason
     if result.doubt and not result.ok:
         yield warning(category, f"{said}: not verified, {answer} ({result.doubt}); open it "

@@ -162,6 +162,18 @@ def test_connection_lost_during_data_is_unknown_never_resent() -> None:
     assert [m.rcpt_tos[0] for m in peer.messages] == ["r0@example.org", "r2@example.org"]
 
 
+def test_server_gone_mid_batch_keeps_what_was_sent() -> None:
+    """Once part of a batch is delivered, send_batch must not raise (the caller would forget
+    the delivered ones and send them again): the rest is FAILED, certainly not sent."""
+    with SmtpPeer(gone_after=2) as peer:
+        p = provider(peer.url())
+        results = p.send_batch(CAMPAIGN, recipients(4))
+        p.close()
+    assert [r.status for r in results] == [Status.SENT, Status.SENT, Status.FAILED, Status.FAILED]
+    assert all(r.error.startswith("not attempted") for r in results[2:])
+    assert len(peer.messages) == 2
+
+
 def test_refused_recipients_are_rejected_or_failed() -> None:
     reject = {"r1@example.org": "550 5.1.1 no such user", "r2@example.org": "450 4.2.1 busy"}
     with SmtpPeer(reject=reject) as peer:

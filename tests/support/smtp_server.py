@@ -9,8 +9,10 @@
 
 Misbehaviour on request: `drop_after=N` closes the connection right after answering the N-th
 message (an idle drop, the client must reconnect); `drop_in_data=N` closes it after receiving the
-N-th message's data without answering (the client cannot know: unknown); `reject={addr: "550 ..."}`
-answers RCPT for those addresses with that reply. It stops by itself when the `with` ends.
+N-th message's data without answering (the client cannot know: unknown); `gone_after=N`
+answers the N-th message, hangs up and stops listening (reconnects are refused);
+`reject={addr: "550 ..."}` answers RCPT for those addresses with that reply.
+It stops by itself when the `with` ends.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ class _Handler:
     drop_after: int | None = None
     drop_in_data: int | None = None
     reject: dict[str, str] = field(default_factory=dict)
+    gone_after: int | None = None
+    controller: Controller | None = None
     messages: list[Received] = field(default_factory=list)
     dropped: list[Received] = field(default_factory=list)
     count: int = 0
@@ -108,6 +112,11 @@ class _Handler:
             server.transport.abort()  # no reply at all: the client cannot know
             return "451 not reached"
         self.messages.append(got)
+        if self.gone_after and self.count == self.gone_after:
+            # Answer, hang up, and stop listening: every reconnect is refused.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(server.transport.close)
+            loop.call_soon(self.controller.server.close)
         if self.drop_after and self.count == self.drop_after:
             # Answer first, then hang up, as a server with a per-connection limit does.
             asyncio.get_running_loop().call_soon(server.transport.close)
@@ -137,10 +146,11 @@ class SmtpPeer:
         drop_after: int | None = None,
         drop_in_data: int | None = None,
         reject: dict[str, str] | None = None,
+        gone_after: int | None = None,
     ) -> None:
         self.auth = auth
         self.tls = tls
-        self.handler = _Handler(drop_after, drop_in_data, dict(reject or {}))
+        self.handler = _Handler(drop_after, drop_in_data, dict(reject or {}), gone_after)
         self.port = free_port()
         kwargs: dict = {}
         context = None
@@ -158,6 +168,7 @@ class SmtpPeer:
         with warnings.catch_warnings():  # "AUTH without TLS" is intended here
             warnings.simplefilter("ignore")
             self.controller = self._controller(context, kwargs)
+        self.handler.controller = self.controller
 
     def _controller(self, context, kwargs) -> Controller:
         return Controller(

@@ -203,3 +203,17 @@ def test_another_process_can_write_during_a_claim_cycle(tmp_path):
 def test_schema_enforces_states(conn):
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO sends (issue, email, state) VALUES ('i', 'a', 'bogus')")
+
+
+def test_migrates_a_version_1_database(tmp_path):
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    raw.executescript(store._MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    raw.execute("INSERT INTO sends (issue, email, state) VALUES ('i', 'a@example.org', 'sent')")
+    raw.commit()
+    raw.close()
+    conn = store.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 2
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "sends_pending" in indexes and "sends_issue_state" not in indexes
+    assert store.ledger_counts(conn, "i")["sent"] == 1

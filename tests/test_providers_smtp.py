@@ -242,3 +242,37 @@ def test_refuses_plain_auth_to_a_remote_server_without_starttls(monkeypatch) -> 
         assert p.send_batch(CAMPAIGN, recipients(1))[0].status is Status.SENT
         p.close()
     assert len(peer.messages) == 1
+
+
+def test_seed_issue_through_get_provider(settings, seed_issue, monkeypatch) -> None:
+    """The real rendered issue (MJML's long lines) through the configured provider."""
+    from newsletter.config import load_settings
+    from newsletter.issue import load_issue
+    from newsletter.message import campaign_for
+    from newsletter.providers import get_provider
+    from newsletter.render import render_issue
+    from newsletter.tokens import unsubscribe_url
+
+    rendered = render_issue(load_issue(seed_issue), settings)
+    # The inliner writes most of the document on one line: sent 7bit, aiosmtpd would refuse it.
+    assert max(len(line) for line in rendered.html.splitlines()) > 998
+    with SmtpPeer(auth=("ana", PASSWORD)) as peer:
+        monkeypatch.setenv("NEWSLETTER_PROVIDER", "smtp")
+        monkeypatch.setenv("SMTP_URL", peer.url())
+        live = load_settings()
+        p = get_provider(live)
+        assert p.name == "smtp"
+        to = ["reader@example.org", "lecteur@example.org"]
+        batch = [Recipient(a, None, unsubscribe_url(live, a)) for a in to]
+        results = p.send_batch(campaign_for(rendered, live), batch)
+        p.close()
+    assert [r.status for r in results] == [Status.SENT] * 2
+    for address, got in zip(to, peer.messages, strict=True):
+        msg = parse(got.data)
+        assert msg["Subject"] == rendered.subject
+        assert msg["List-Unsubscribe"] == f"<{unsubscribe_url(live, address)}>"
+        html = msg.get_body(("html",)).get_content()
+        text = msg.get_body(("plain",)).get_content()
+        assert unsubscribe_url(live, address) in text
+        assert unsubscribe_url(live, address).replace("&", "&amp;") in html
+        assert UNSUBSCRIBE_PLACEHOLDER not in html + text

@@ -79,6 +79,14 @@ class Provider(Protocol):
         the caller may retry), or ProviderError (configuration or connection problem before
         anything was sent). A failure after the request may have been accepted is reported as
         Status.UNKNOWN results, never raised.
+
+        Also (providers/file, smtp, sendgrid): ValueError, before anything is sent, for a
+        caller bug (more than max_batch recipients; a subscriber send, campaign.test False,
+        whose recipient lacks an unsubscribe_url or has one that is not a plain ASCII URL).
+        Once any message of the batch may have been accepted, nothing is raised: recipients
+        not attempted are FAILED ("not attempted: ..."). FAILED always means certainly not
+        accepted (safe to send again); REJECTED means refused for that address (5xx, or an
+        address that cannot be written without SMTPUTF8).
         """
         ...
 

@@ -6,9 +6,11 @@ from and write to the user's home), and the run is bounded by a timeout.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
@@ -90,13 +92,10 @@ def score_message(eml: bytes, *, timeout: float = DEFAULT_TIMEOUT,
     if not exe:
         raise RuntimeError("spamassassin is not installed")
     command = [exe, "-t", "-L", "-x", "--cf=use_bayes 0", "--cf=bayes_auto_learn 0"]
-    try:
-        done = subprocess.run(command, input=eml, capture_output=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"spamassassin took longer than {timeout:g} s") from None
-    except OSError as exc:
-        raise RuntimeError(f"spamassassin could not run: {exc}") from None
+    # A throwaway HOME: spamassassin creates ~/.spamassassin even with -x.
+    with tempfile.TemporaryDirectory(prefix="newsletter-sa-") as home:
+        env = {**os.environ, "HOME": home}
+        done = _run(command, eml, timeout, env)
     output = done.stdout.decode("utf-8", "replace")
     score = parse_report(output)
     if score is None:
@@ -104,6 +103,16 @@ def score_message(eml: bytes, *, timeout: float = DEFAULT_TIMEOUT,
         raise RuntimeError("could not read spamassassin's report"
                            + (f": {detail[-1]}" if detail else ""))
     return score
+
+
+def _run(command: list[str], eml: bytes, timeout: float, env: dict[str, str]):
+    try:
+        return subprocess.run(command, input=eml, capture_output=True, timeout=timeout,
+                              check=False, env=env)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"spamassassin took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise RuntimeError(f"spamassassin could not run: {exc}") from None
 
 
 _DETAILS = re.compile(r"Content analysis details:\s*\((-?\d+(?:\.\d+)?) points?, "

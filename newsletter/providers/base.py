@@ -81,7 +81,7 @@ class Provider(Protocol):
         Status.UNKNOWN results, never raised.
 
         Also (providers/file, smtp, sendgrid): ValueError, before anything is sent, for a
-        caller bug (more than max_batch recipients; a subscriber send, campaign.test False,
+        caller bug (sendgrid: more than max_batch recipients; a subscriber send, test False,
         whose recipient lacks an unsubscribe_url or has one that is not a plain ASCII URL).
         Once any message of the batch may have been accepted, nothing is raised: recipients
         not attempted are FAILED ("not attempted: ..."). FAILED always means certainly not

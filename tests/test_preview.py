@@ -338,6 +338,20 @@ def test_send_test_button_delivers_to_smtp_and_needs_the_token(browser, project,
 
 @pytest.mark.browser
 @needs_chromium
+def test_send_test_to_the_file_outbox_says_where_it_went(page, project):
+    from playwright.sync_api import expect
+
+    page.click("#send-button")
+    result = page.locator("#send-result")
+    expect(result).to_contain_text("Test sent to", timeout=10_000)
+    expect(result).to_contain_text("outbox")
+    written = sorted((project / "outbox").rglob("*.eml"))
+    assert len(written) == len(REVIEWERS)
+    assert all(b"Subject: [TEST] " in p.read_bytes() for p in written)
+
+
+@pytest.mark.browser
+@needs_chromium
 def test_send_button_is_disabled_without_a_provider(browser, project, monkeypatch):
     from playwright.sync_api import expect
 

@@ -88,6 +88,7 @@
       "(no preheader: clients show the first words of the email here)";
     pre.classList.toggle("missing", !email.preheader);
     $("inbox-date").textContent = formatDate(email.date);
+    document.title = `Preview · ${email.subject}`;
   }
 
   function formatDate(iso) {

@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 from newsletter.checks.findings import Finding, error, note, warning
+from newsletter.errors import NewsletterError
 from newsletter.render import Rendered
 
 THRESHOLD = 5.0  # SpamAssassin's default required_score
@@ -156,7 +157,11 @@ def check_spam(rendered: Rendered, settings, *, timeout: float = DEFAULT_TIMEOUT
         return [note("spam", "spam score not checked: spamassassin is not installed "
                      "(Debian: apt-get install spamassassin)")]
     try:
-        result = score_message(build_eml(rendered, settings), timeout=timeout)
+        eml = build_eml(rendered, settings)
+    except (NewsletterError, ValueError) as exc:  # e.g. a header the builder refuses
+        return [error("spam", f"the message could not be built: {exc}", "message")]
+    try:
+        result = score_message(eml, timeout=timeout)
     except RuntimeError as exc:
         return [warning("spam", f"spam score not checked: {exc}")]
     rules = "; ".join(f"{r.name} {r.points:+g} ({r.description})" for r in result.top())

@@ -528,3 +528,49 @@ def test_subscribe_page_and_invalid_address(site: Site) -> None:
     conn = site.db()
     assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 0
     conn.close()
+
+
+def test_group_commit_one_failing_write_does_not_undo_the_others(project: Path) -> None:
+    from newsletter.web import GroupCommit
+
+    db = project / "group.db"
+    local = threading.local()
+
+    def connect():
+        if not hasattr(local, "conn"):
+            local.conn = store.connect(db)
+        return local.conn
+
+    group = GroupCommit(connect)
+    outcomes: dict[str, object] = {}
+
+    def write(email: str, fail: bool) -> None:
+        def fn(conn):
+            conn.execute("INSERT INTO subscribers (email, status) VALUES (?, 'active')", (email,))
+            if fail:
+                raise ValueError("this one fails")
+            return email
+        try:
+            outcomes[email] = group.run(fn)
+        except ValueError as exc:
+            outcomes[email] = exc
+
+    group._commit.acquire()  # hold the commit so all three queue up and commit together
+    threads = [threading.Thread(target=write, args=(f"w{i}@example.org", i == 1))
+               for i in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(group._queue) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(group._queue) == 3
+    group._commit.release()
+    for t in threads:
+        t.join(10)
+    assert outcomes["w0@example.org"] == "w0@example.org"
+    assert outcomes["w2@example.org"] == "w2@example.org"
+    assert isinstance(outcomes["w1@example.org"], ValueError)
+    conn = store.connect(db)
+    stored = {r[0] for r in conn.execute("SELECT email FROM subscribers")}
+    conn.close()
+    assert stored == {"w0@example.org", "w2@example.org"}

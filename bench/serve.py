@@ -1,0 +1,222 @@
+"""Benchmark `newsletter serve`: the real server (waitress, started as `python -m newsletter
+serve` in a subprocess) on loopback, loaded from this process.
+
+1. One-click unsubscribes: N distinct active subscribers, each POSTed `List-Unsubscribe=
+   One-Click` once, from several client threads on keep-alive connections. Reports requests
+   per second and p50/p99 latency, then checks every one is recorded in the database.
+2. Webhook ingestion: signed SendGrid batches of 1,000 events; reports events per second and
+   checks every event was stored once.
+
+Usage: .venv/bin/python bench/serve.py [--subscribers 5000] [--clients 8] [--batches 20]
+Targets (issue 5): >= 1,000 unsubscribes/s with p99 < 50 ms, all recorded; >= 5,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from newsletter import store, tokens  # noqa: E402
+from newsletter.config import load_settings  # noqa: E402
+from tests.support.serve import keypair, signed_headers  # noqa: E402
+
+
+def start_server(project: Path, env: dict[str, str], threads: int) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", "0", "--threads", str(threads)],
+        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            # Keep draining stderr so the server never blocks on a full pipe.
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc, int(found.group(1))
+    proc.kill()
+    raise SystemExit(f"server did not start: {proc.stderr.read()}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def unsubscribes(port: int, paths: list[str], clients: int) -> tuple[float, list[float], int]:
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    body = b"List-Unsubscribe=One-Click"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    start_gate = threading.Barrier(clients + 1)
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        start_gate.wait()
+        for path in paths[i::clients]:
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            latencies[i].append(time.perf_counter() - t0)
+            errors[i] += not ok
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    start_gate.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return elapsed, [x for lst in latencies for x in lst], sum(errors)
+
+
+def webhooks(port: int, private_key, batches: int, size: int, clients: int,
+             emails: list[str]) -> tuple[float, int]:
+    kinds = ["delivered", "open", "click", "processed", "open"]
+    bodies = []
+    for b in range(batches):
+        events = [{
+            "sg_event_id": f"bench-{b}-{i}", "event": kinds[i % len(kinds)],
+            "email": emails[(b * size + i) % len(emails)], "timestamp": 1700000000 + i,
+            "issue": "2011-05", "sg_message_id": f"m{b}.{i}",
+        } for i in range(size)]
+        bodies.append(json.dumps(events).encode())
+    failures = [0]
+
+    def worker(mine: list[bytes]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for body in mine:
+            headers = signed_headers(private_key, body, str(int(time.time())))
+            conn.request("POST", "/webhooks/sendgrid", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            failures[0] += resp.status != 200
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(bodies[i::clients],))
+               for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0, failures[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subscribers", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--server-threads", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    project = tmp / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "newsletter.toml", project / "newsletter.toml")
+    shutil.copytree(ROOT / "templates", project / "templates")
+    private_key, public_key = keypair()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NEWSLETTER_", "SENDGRID_", "SMTP_"))}
+    env.update({
+        "NEWSLETTER_CONFIG": str(project / "newsletter.toml"),
+        "NEWSLETTER_DB": str(project / "newsletter.db"),
+        "NEWSLETTER_SECRET": "bench-secret",
+        "NEWSLETTER_PROVIDER": "file",
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": public_key,
+        "PYTHONPATH": str(ROOT),
+        "NO_PROXY": "127.0.0.1",
+    })
+    settings = load_settings(project / "newsletter.toml", environ=env)
+
+    emails = [f"reader{i:06d}@example.org" for i in range(args.subscribers)]
+    conn = store.connect(settings.db_path)
+    stamp = store.now()
+    with store.transaction(conn):
+        conn.executemany(
+            "INSERT INTO subscribers (email, status, created_at, consent_source) "
+            "VALUES (?, 'active', ?, 'bench')", [(e, stamp) for e in emails])
+    paths = []
+    for e in emails:
+        url = urlsplit(tokens.unsubscribe_url(settings, e))
+        paths.append(f"{url.path}?{url.query}")
+
+    proc, port = start_server(project, env, args.server_threads)
+    try:
+        # Warm up: first requests open each thread's database connection.
+        warm = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(20):
+            warm.request("GET", "/healthz")
+            warm.getresponse().read()
+        warm.close()
+
+        cpu0 = cpu_seconds(proc.pid)
+        elapsed, latencies, errors = unsubscribes(port, paths, args.clients)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        recorded = store.count_subscribers(conn)["unsubscribed"]
+        rate = len(paths) / elapsed
+        p50 = statistics.median(latencies) * 1000
+        p99 = percentile(latencies, 99) * 1000
+        print(f"one-click unsubscribes: {len(paths)} in {elapsed:.2f} s = {rate:,.0f}/s, "
+              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, errors {errors}, "
+              f"recorded {recorded}/{len(paths)} ({args.clients} clients, "
+              f"{args.server_threads} server threads; server CPU "
+              f"{cpu / len(paths) * 1e6:.0f} us/request)")
+
+        w_elapsed, w_fail = webhooks(port, private_key, args.batches, args.batch_size,
+                                     min(4, args.clients), emails)
+        total = args.batches * args.batch_size
+        stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        print(f"webhook events: {total} in {args.batches} signed batches of "
+              f"{args.batch_size} in {w_elapsed:.2f} s = {total / w_elapsed:,.0f} events/s, "
+              f"failed batches {w_fail}, stored {stored}/{total}")
+        ok = (rate >= 1000 and p99 < 50 and recorded == len(paths) and errors == 0
+              and total / w_elapsed >= 5000 and stored == total and not w_fail)
+        print("targets met" if ok else "TARGETS NOT MET")
+        return 0 if ok else 1
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        conn.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -207,6 +207,9 @@ class _Run:
     max_attempts: int
     backoff: float
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Our own workers take turns at the database: SQLite's busy handler would sleep for
+    # milliseconds between retries, a lock hands over at once.
+    db_lock: threading.Lock = field(default_factory=threading.Lock)
     errors: list[BaseException] = field(default_factory=list)
 
     def stopping(self) -> bool:
@@ -326,7 +329,8 @@ def _worker(run: _Run, provider: Provider, conn) -> None:
             if not run.errors:
                 report.stopped = True
             return
-        claimed, skipped = store.claim(conn, slug, run.size)
+        with run.db_lock:
+            claimed, skipped = store.claim(conn, slug, run.size)
         with run.lock:
             report.skipped += skipped
         if not claimed:
@@ -346,19 +350,22 @@ def _worker(run: _Run, provider: Provider, conn) -> None:
                                          stop=run.stop, report=report, lock=run.lock,
                                          outer_stop=run.outer_stop)
         except ProviderAuthError as exc:
-            store.release(conn, slug, emails)  # refused credentials: nothing was accepted
+            with run.db_lock:
+                store.release(conn, slug, emails)  # refused credentials: nothing was accepted
             run.stop.set()
             exc.message += "; the send stopped and nothing more was sent (fix it and rerun)"
             raise
         except _StoppedWhileWaiting:
-            store.release(conn, slug, emails)  # stopped during backoff: not sent
+            with run.db_lock:
+                store.release(conn, slug, emails)  # stopped during backoff: not sent
             if not run.errors:
                 report.stopped = True
             return
         except ProviderError as exc:
             # RetryableError after the last attempt, or an error before anything was sent.
             run.stop.set()
-            store.record(conn, slug, [(e, "failed", None, str(exc)) for e in emails])
+            with run.db_lock:
+                store.record(conn, slug, [(e, "failed", None, str(exc)) for e in emails])
             with run.lock:
                 report.failed += len(emails)
                 answered = report.done - len(emails)
@@ -389,7 +396,8 @@ def _worker(run: _Run, provider: Provider, conn) -> None:
 
 
 def _record_unknown(run: _Run, conn, emails, reason) -> None:
-    store.record(conn, run.slug, [(e, "unknown", None, reason) for e in emails])
+    with run.db_lock:
+        store.record(conn, run.slug, [(e, "unknown", None, reason) for e in emails])
     with run.lock:
         run.report.unknown += len(emails)
 
@@ -407,7 +415,8 @@ def _record_results(run: _Run, conn, emails: list[str], results: list[Result]) -
         state = Status(result.status).value
         outcomes.append((email, state, result.message_id, result.error))
         tally[state] = tally.get(state, 0) + 1
-    store.record(conn, run.slug, outcomes)
+    with run.db_lock:
+        store.record(conn, run.slug, outcomes)
     report = run.report
     with run.lock:
         for state, n in tally.items():

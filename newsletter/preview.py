@@ -240,6 +240,9 @@ class Preview:
         self._dirty = threading.Event()
         self._threads: list[threading.Thread] = []
         self.send_lock = threading.Lock()
+        self._checks_async = False  # until start(): rebuild() runs the checks itself
+        self._check_job: tuple[int, Any, Settings] | None = None  # only the latest matters
+        self._check_wanted = threading.Event()
 
     # -- rendering ------------------------------------------------------------------------
     def rebuild(self) -> None:
@@ -280,11 +283,29 @@ class Preview:
             s.rendered, s.email, s.error = rendered, email, None
             s.checks = {"state": "pending", "findings": [], "message": None}
             self._publish()
-        checks = check_findings(rendered, settings)  # may take a moment (spamassassin)
+        if self._checks_async:  # a save during a slow check must not wait for it
+            with self._cond:
+                self._check_job = (render_id, rendered, settings)
+            self._check_wanted.set()
+        else:
+            self._run_checks(render_id, rendered, settings)
+
+    def _run_checks(self, render_id: int, rendered: Any, settings: Settings) -> None:
+        checks = check_findings(rendered, settings)  # about a second with SpamAssassin
         with self._cond:
             if self._state.render_id == render_id:  # a newer render has its own checks
                 self._state.checks = checks
                 self._publish()
+
+    def _check_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._check_wanted.wait(timeout=0.25):
+                continue
+            self._check_wanted.clear()
+            with self._cond:
+                job, self._check_job = self._check_job, None
+            if job is not None and not self._stop.is_set():
+                self._run_checks(*job)
 
     def _publish(self) -> None:  # caller holds self._cond
         self._state.seq += 1
@@ -362,7 +383,13 @@ class Preview:
 
     # -- watching -------------------------------------------------------------------------
     def start(self) -> None:
-        """First render (synchronously, so the first page has content), then watch."""
+        """First render (synchronously, so the first page has content), then watch.
+
+        Three kinds of background threads: watchers (they only flag a change), one render
+        thread, and one checks thread (the email updates at once, its findings a moment later).
+        """
+        self._checks_async = True
+        self._spawn(self._check_loop, name="checks")
         self.rebuild()
         root = self.config_path.parent
         files = {str(self.issue_path), str(self.config_path), str(root / ".env")}
@@ -400,8 +427,12 @@ class Preview:
         while not self._stop.is_set():
             if self._dirty.wait(timeout=0.25):
                 self._dirty.clear()
-                if not self._stop.is_set():
+                if self._stop.is_set():
+                    break
+                try:
                     self.rebuild()
+                except Exception:  # never let one bad render end live reload
+                    traceback.print_exc(file=sys.stderr)
 
     def close(self) -> None:
         self._stop.set()
@@ -580,6 +611,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Accel-Buffering", "no")
         self.end_headers()
+        if self.command == "HEAD":
+            return
         sent = -1
         try:
             self.wfile.write(b"retry: 1000\n\n")

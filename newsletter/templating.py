@@ -95,10 +95,23 @@ def _track_filter(context, url: str | None) -> str:
     return track_url(url, context.get("utm") or {})
 
 
+def _bytecode_cache():
+    from jinja2 import FileSystemBytecodeCache
+
+    try:
+        return FileSystemBytecodeCache()  # a private folder in the temp dir, per user
+    except OSError:  # no usable temp folder: compile every time
+        return None
+
+
 @lru_cache(maxsize=8)
 def _environment(templates_dir: str) -> Environment:
     env = Environment(
         loader=FileSystemLoader(templates_dir),
+        # Compiled templates are kept between runs (in the user's temp folder, keyed by the
+        # template's path and checked against its source): compiling the email templates
+        # costs ~30 ms of every `newsletter build`, loading them ~1 ms.
+        bytecode_cache=_bytecode_cache(),
         autoescape=_autoescape,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -1,0 +1,330 @@
+"""Benchmark of a full send (not a test): `.venv/bin/python bench/send.py [--quick]`.
+
+SendGrid: 10,000 and 100,000 subscribers through `send_all` (ledger included: seed, claim,
+record) and the real SendGrid provider, to a local endpoint (another process) that answers
+202, against the naive way (one API request per recipient, timed on a sample of 2,000 and
+extrapolated) in the same run.
+
+SMTP: 20,000 subscribers through `send_all` and the SMTP provider (NEWSLETTER_CONNECTIONS,
+default 4) to postfix's `smtp-sink`, against the naive loop (a new connection and a fresh
+serialisation per message, on a sample of 2,000) and beside postfix's own load generator
+`smtp-source` on the same sink (1 and 4 sessions, messages of the same size).
+
+Every sender runs as its own subprocess, so its peak memory (ru_maxrss) is its own. Each
+measurement is repeated (3 times, 1 with --quick) and the median printed as Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+ISSUE = ROOT / "issues" / "2011-05.yaml"
+KEY = "SG.bench-key"
+SINK = "/usr/sbin/smtp-sink"
+SOURCE = "/usr/sbin/smtp-source"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_project(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "newsletter.toml", folder / "newsletter.toml")
+    shutil.copytree(ROOT / "templates", folder / "templates", dirs_exist_ok=True)
+    (folder / "issues").mkdir(exist_ok=True)
+    shutil.copy(ISSUE, folder / "issues" / ISSUE.name)
+    return folder
+
+
+def make_db(path: Path, n: int) -> None:
+    from newsletter import store
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    conn = store.connect(path)
+    stamp = store.now()
+    with store.transaction(conn):
+        conn.executemany(
+            "INSERT INTO subscribers (email, name, status, created_at, consent_at,"
+            " consent_source) VALUES (?, ?, 'active', ?, ?, 'bench')",
+            ((f"reader{i:07d}@example.org", f"Reader {i}", stamp, stamp) for i in range(n)),
+        )
+    conn.close()
+
+
+def child_env(project: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NEWSLETTER_", "SENDGRID_", "SMTP_"))}
+    env.update(NEWSLETTER_CONFIG=str(project / "newsletter.toml"),
+               NEWSLETTER_DB=str(project / "bench.db"),
+               NEWSLETTER_OUTBOX=str(project / "outbox"),
+               NEWSLETTER_SECRET="bench-secret", NO_PROXY="127.0.0.1,localhost",
+               PYTHONPATH=str(ROOT))
+    env.update(extra)
+    return env
+
+
+def run_child(mode: str, env: dict[str, str], *args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, mode, *args], env=env, check=True,
+                         capture_output=True, text=True, timeout=1800)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+# -- children (each one process: its ru_maxrss is its own) ---------------------------------
+
+
+def _load():
+    from newsletter.config import load_settings
+    from newsletter.issue import load_issue
+    from newsletter.render import render_issue
+
+    settings = load_settings()
+    return settings, render_issue(load_issue(ISSUE), settings)
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_send_all() -> None:
+    """The real thing: send_all with the configured provider, ledger included."""
+    from newsletter import sender
+
+    settings, rendered = _load()
+    start = time.perf_counter()
+    report = sender.send_all(rendered, settings)
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"sent": report.sent, "unknown": report.unknown, "failed": report.failed,
+                      "seconds": elapsed, "rate": report.sent / elapsed,
+                      "requests": report.requests, "maxrss_mb": _maxrss_mb()}))
+
+
+def _sample_recipients(settings, n: int):
+    from newsletter import store
+    from newsletter.providers.base import Recipient
+    from newsletter.tokens import unsubscribe_url
+
+    conn = store.connect(settings.db_path)
+    rows = conn.execute("SELECT email, name FROM subscribers ORDER BY id LIMIT ?", (n,))
+    return [Recipient(e, nm, unsubscribe_url(settings, e)) for e, nm in rows]
+
+
+def child_naive_sendgrid(n: str) -> None:
+    """One API request per recipient (no ledger: the naive script has none)."""
+    from newsletter.providers.sendgrid import SendGridProvider
+    from newsletter.sender import make_campaign
+
+    settings, rendered = _load()
+    recipients = _sample_recipients(settings, int(n))
+    provider = SendGridProvider.from_settings(settings)
+    campaign = make_campaign(rendered, settings)
+    start = time.perf_counter()
+    for r in recipients:
+        provider.send_batch(campaign, [r])
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"sent": len(recipients), "seconds": elapsed,
+                      "rate": len(recipients) / elapsed, "maxrss_mb": _maxrss_mb()}))
+
+
+def child_naive_smtp(n: str, host: str, port: str) -> None:
+    """A new connection and a fresh serialisation (EmailMessage) per message."""
+    import smtplib
+    from email.message import EmailMessage
+    from email.utils import formataddr
+
+    settings, rendered = _load()
+    recipients = _sample_recipients(settings, int(n))
+    start = time.perf_counter()
+    for r in recipients:
+        html, text = rendered.personalise(r.unsubscribe_url)
+        msg = EmailMessage()
+        msg["From"] = formataddr((settings.from_name, settings.from_email))
+        msg["To"] = r.email
+        msg["Subject"] = rendered.subject
+        msg["List-Unsubscribe"] = f"<{r.unsubscribe_url}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg.set_content(text, cte="quoted-printable")
+        msg.add_alternative(html, subtype="html", cte="quoted-printable")
+        with smtplib.SMTP(host, int(port)) as conn:
+            conn.send_message(msg)
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"sent": len(recipients), "seconds": elapsed,
+                      "rate": len(recipients) / elapsed, "maxrss_mb": _maxrss_mb()}))
+
+
+def child_message_size() -> None:
+    from newsletter.message import MessageFactory
+    from newsletter.providers.base import Recipient
+    from newsletter.sender import make_campaign
+    from newsletter.tokens import unsubscribe_url
+
+    settings, rendered = _load()
+    factory = MessageFactory(make_campaign(rendered, settings))
+    email = "reader0000001@example.org"
+    data = factory.render(Recipient(email, "Reader 1", unsubscribe_url(settings, email)))
+    print(json.dumps({"bytes": len(data)}))
+
+
+def serve_202() -> None:
+    """A local endpoint that reads each request and answers 202 (keep-alive, no parsing)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining:
+                remaining -= len(self.rfile.read(min(remaining, 1 << 20)))
+            self.send_response(202)
+            self.send_header("X-Message-Id", "bench")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+# -- the parent ----------------------------------------------------------------------------
+
+
+def bench_sendgrid(work: Path, repeats: int, sizes: tuple[int, ...]) -> list[str]:
+    project = make_project(work / "sg")
+    server = subprocess.Popen([sys.executable, __file__, "serve-202"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        port = int(server.stdout.readline())
+        env = child_env(project, NEWSLETTER_PROVIDER="sendgrid", SENDGRID_API_KEY=KEY,
+                        SENDGRID_API_HOST=f"http://127.0.0.1:{port}")
+        lines = ["| subscribers | way | requests | seconds (median) | recipients/s | "
+                 "peak RSS of the sender |", "| ---: | --- | ---: | ---: | ---: | ---: |"]
+        best = {}
+        for n in sizes:
+            runs = []
+            for _ in range(repeats):
+                make_db(project / "bench.db", n)
+                result = run_child("send-all", env)
+                assert result["sent"] == n, result
+                runs.append(result)
+            secs = median([r["seconds"] for r in runs])
+            rss = max(r["maxrss_mb"] for r in runs)
+            best[n] = n / secs
+            lines.append(f"| {n:,} | send_all (1,000 per request, ledger) | "
+                         f"{runs[0]['requests']} | {secs:.2f} | {n / secs:,.0f} | {rss:.0f} MB |")
+        make_db(project / "bench.db", 2000)
+        naive = [run_child("naive-sendgrid", env, "2000") for _ in range(repeats)]
+        rate = median([r["rate"] for r in naive])
+        big = max(sizes)
+        lines.append(f"| {big:,} (extrapolated from 2,000) | naive: one request per "
+                     f"recipient | {big:,} | {big / rate:.1f} | {rate:,.0f} | "
+                     f"{max(r['maxrss_mb'] for r in naive):.0f} MB |")
+        lines.append("")
+        lines.append(f"Ratio at {big:,}: send_all is {best[big] / rate:.0f}x the naive way.")
+        return lines
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def bench_smtp(work: Path, repeats: int, n: int) -> list[str]:
+    if not (Path(SINK).exists() and Path(SOURCE).exists()):
+        return [f"(skipped: {SINK} / {SOURCE} not installed: apt-get install postfix)"]
+    project = make_project(work / "smtp")
+    port = free_port()
+    sink = subprocess.Popen([SINK, "-u", "nobody", f"127.0.0.1:{port}", "1024"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        base = child_env(project, NEWSLETTER_PROVIDER="smtp",
+                         SMTP_URL=f"smtp://127.0.0.1:{port}")
+        size = run_child("message-size", base)["bytes"]
+        lines = [f"Message: the seed issue, {size / 1024:.0f} KB as sent.", "",
+                 "| way | connections | messages | seconds (median) | messages/s | "
+                 "peak RSS |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for connections in ("1", "4"):
+            env = {**base, "NEWSLETTER_CONNECTIONS": connections}
+            runs = []
+            for _ in range(repeats):
+                make_db(project / "bench.db", n)
+                result = run_child("send-all", env)
+                assert result["sent"] == n, result
+                runs.append(result)
+            secs = median([r["seconds"] for r in runs])
+            lines.append(f"| send_all (serialise once, fill per recipient, ledger) | "
+                         f"{connections} | {n:,} | {secs:.2f} | {n / secs:,.0f} | "
+                         f"{max(r['maxrss_mb'] for r in runs):.0f} MB |")
+        make_db(project / "bench.db", 2000)
+        naive = [run_child("naive-smtp", base, "2000", "127.0.0.1", str(port))
+                 for _ in range(repeats)]
+        rate = median([r["rate"] for r in naive])
+        lines.append(f"| naive: new connection + EmailMessage per message (2,000, "
+                     f"extrapolated) | 1 per message | {n:,} | {n / rate:.2f} | {rate:,.0f} | "
+                     f"{max(r['maxrss_mb'] for r in naive):.0f} MB |")
+        for sessions in ("1", "4"):
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                subprocess.run([SOURCE, "-s", sessions, "-m", str(n), "-l", str(size),
+                                "-f", "newsletter@example.org", "-t", "reader@example.org",
+                                f"127.0.0.1:{port}"], check=True, timeout=600,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                times.append(time.perf_counter() - start)
+            secs = median(times)
+            lines.append(f"| postfix smtp-source (-l {size}) | {sessions} | {n:,} | "
+                         f"{secs:.2f} | {n / secs:,.0f} | - |")
+        return lines
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+
+
+def main(argv: list[str]) -> None:
+    modes = {"send-all": child_send_all, "naive-sendgrid": child_naive_sendgrid,
+             "naive-smtp": child_naive_smtp, "serve-202": serve_202,
+             "message-size": child_message_size}
+    if argv and argv[0] in modes:
+        modes[argv[0]](*argv[1:])
+        return
+    quick = "--quick" in argv
+    repeats = 1 if quick else 3
+    machine = (f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+               f"SQLite {__import__('sqlite3').sqlite_version}")
+    with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
+        work = Path(tmp)
+        print(f"Machine: {machine}; median of {repeats}\n")
+        print("### SendGrid provider to a local 202 endpoint\n")
+        for line in bench_sendgrid(work, repeats, (10_000, 100_000)):
+            print(line, flush=True)
+        print("\n### SMTP to postfix smtp-sink\n")
+        for line in bench_smtp(work, repeats, 20_000):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

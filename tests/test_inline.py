@@ -160,3 +160,38 @@ def test_no_warnings_are_printed(pair, capsys, caplog, recwarn):
     assert out == "" and err == ""
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert len(recwarn) == 0
+
+
+def test_premailer_does_not_load_the_http_stack(seed_issue, project):
+    """A build imports no HTTP client: premailer's `requests` stays deferred until used."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from newsletter.config import load_settings\n"
+        "from newsletter.issue import load_issue\n"
+        "from newsletter.render import render_issue\n"
+        f"render_issue(load_issue({str(seed_issue)!r}), load_settings())\n"
+        "loaded = sorted(m for m in ('urllib3', 'sendgrid', 'charset_normalizer')"
+        " if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "import requests\n"
+        "assert requests.Session.__name__ == 'Session'\n"
+        "import requests.adapters\n"
+        "assert 'urllib3' in sys.modules\n"
+        "print('ok')\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_media_only_style_blocks_are_left_verbatim(pair):
+    raw, inlined = pair
+    assert "data-premailer" not in inlined
+    assert STYLE.findall(raw) == STYLE.findall(inlined)

@@ -574,3 +574,29 @@ def test_group_commit_one_failing_write_does_not_undo_the_others(project: Path) 
     stored = {r[0] for r in conn.execute("SELECT email FROM subscribers")}
     conn.close()
     assert stored == {"w0@example.org", "w2@example.org"}
+
+
+def test_status_shows_what_the_webhook_and_one_click_recorded(site: Site) -> None:
+    from newsletter.sender import send_all
+    from tests.support.sending import RecordingProvider, add_subscribers, rendered
+
+    emails = add_subscribers(site.settings.db_path, 4)
+    send_all(rendered(), site.settings, RecordingProvider())
+    time.sleep(1.1)  # the unsubscribe comes after the send (times have second precision)
+    assert call(site.base, "POST", site.unsubscribe_path(emails[3]), ONE_CLICK).status == 200
+    events = [
+        {"sg_event_id": f"d{i}", "event": "delivered", "email": e, "issue": "2011-05"}
+        for i, e in enumerate(emails)
+    ] + [
+        {"sg_event_id": "o1", "event": "open", "email": emails[0], "issue": "2011-05"},
+        {"sg_event_id": "o2", "event": "open", "email": emails[0], "issue": "2011-05"},
+        {"sg_event_id": "c1", "event": "click", "email": emails[1], "issue": "2011-05"},
+        {"sg_event_id": "b1", "event": "bounce", "email": emails[2], "issue": "2011-05",
+         "reason": "550 no such user"},
+    ]
+    assert site.webhook(events).status == 200
+    result = CliRunner().invoke(main, ["status", "issues/2011-05.yaml"])
+    assert result.exit_code == 0, result.output
+    rows = dict(re.findall(r"^\s+([a-z ]+?)\s+(\d+)$", result.output, re.M))
+    assert rows["sent"] == "4" and rows["delivered"] == "4" and rows["bounced"] == "1"
+    assert rows["opened"] == "2" and rows["clicked"] == "1" and rows["unsubscribed"] == "1"

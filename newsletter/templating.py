@@ -81,6 +81,11 @@ def nl2br(text: str | None) -> Markup:
     return Markup("<br>").join(escape(line) for line in text.strip().splitlines())
 
 
+def hostname(url: str | None) -> str:
+    """`https://www.example.org/path` -> `www.example.org` (link text for a web site)."""
+    return urlsplit(url).hostname or "" if url else ""
+
+
 def _autoescape(name: str | None) -> bool:
     if name is None:
         return True
@@ -124,6 +129,7 @@ def _environment(templates_dir: str) -> Environment:
         shorten=shorten,
         date=format_date,
         nl2br=nl2br,
+        hostname=hostname,
     )
     # Filters that need the Markdown/plain-text machinery are imported lazily by their modules
     # and registered here so templates can use them.

@@ -156,8 +156,10 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPUs (`nproc`: {len(os.sched_getaffinity(0))}), {model}, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"`nproc` {len(os.sched_getaffinity(0))}, {model}, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
+            f"load average {load} when it finished")
 
 
 def report(py: dict, build: dict, node: dict | str, runs: int, build_runs: int) -> str:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 # expensive render runs once per issue and each copy only swaps this string for its own URL.
 UNSUBSCRIBE_PLACEHOLDER = "{{unsubscribe_url}}"
 
+# Languages written right to left: the email gets dir="rtl" and right-aligned text.
+RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ku", "ps", "sd", "ug", "ur",
+                           "yi"})
+
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 
@@ -49,6 +53,7 @@ def context(issue: Issue, settings: Settings) -> dict[str, Any]:
     from newsletter.templating import utm_params
 
     utm = utm_params(settings.utm, issue.slug)
+    rtl = settings.language.split("-")[0].lower() in RTL_LANGUAGES
     archive = settings.archive_url
     return {
         "issue": issue,
@@ -58,6 +63,8 @@ def context(issue: Issue, settings: Settings) -> dict[str, Any]:
         "view_online": settings.view_online_for(issue.slug) if issue.slug else None,
         "archive_url": archive,
         "unsubscribe": UNSUBSCRIBE_PLACEHOLDER,
+        "rtl": rtl,
+        "start": "right" if rtl else "left",  # text alignment where a line starts
     }
 
 

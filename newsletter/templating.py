@@ -105,7 +105,7 @@ def _bytecode_cache():
 
     try:
         return FileSystemBytecodeCache()  # a private folder in the temp dir, per user
-    except OSError:  # no usable temp folder: compile every time
+    except (OSError, RuntimeError):  # no safe temp folder: compile every time
         return None
 
 

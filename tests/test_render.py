@@ -308,7 +308,7 @@ def test_optional_parts_may_all_be_missing(settings):
 
 def test_mjml_is_exposed_and_escaped(settings):
     mjml = render_mjml(make_issue(subject="A & B"), settings)
-    assert mjml.lstrip().startswith("<mjml lang=\"en\">")
+    assert mjml.lstrip().startswith('<mjml lang="en" dir="auto">')
     assert "<mj-title>A &amp; B</mj-title>" in mjml
     assert render_text(make_issue(), settings).endswith(f"Unsubscribe: {UNSUBSCRIBE_PLACEHOLDER}\n")
 
@@ -347,3 +347,16 @@ def test_shorten_and_dates():
     assert len(shorten("x" * 300, 160)) == 160
     assert format_date(dt.date(2011, 5, 18)) == "May 18, 2011"
     assert format_date(dt.datetime(2011, 6, 14, 14, 0)) == "June 14, 2011, 2:00 PM"
+
+
+def test_right_to_left_language(settings):
+    from dataclasses import replace
+
+    rendered = render_issue(make_issue(featured=[{"title": "مرحبا", "body": "> اقتباس\n\n- بند"}]),
+                            replace(settings, language="ar"))
+    html_tag = Page(rendered.html).all("html")[0]
+    assert html_tag["lang"] == "ar" and html_tag["dir"] == "rtl"
+    assert re.search(r'<blockquote style="[^"]*border-right:4px solid', rendered.html)
+    assert re.search(r'<ul style="[^"]*padding:0 24px 0 0', rendered.html)
+    ltr = render_issue(make_issue(), settings)
+    assert Page(ltr.html).all("html")[0]["dir"] == "auto"

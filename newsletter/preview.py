@@ -221,8 +221,9 @@ class Preview:
     """Renders one issue on every change and hands snapshots to the web server.
 
     `config_path` defaults to the usual lookup (NEWSLETTER_CONFIG or the nearest
-    newsletter.toml). `step_ms`/`debounce_ms` are watchfiles' grouping delays; tests may pass
-    `force_polling=True` where inotify is unreliable.
+    newsletter.toml). `step_ms`/`debounce_ms` are watchfiles' grouping delays. File events
+    (inotify) are used when the system grants them, polling otherwise (or with
+    `force_polling=True`; it notices changes from about half a second after start).
     """
 
     def __init__(self, issue_path: str | Path, config_path: str | Path | None = None, *,
@@ -394,34 +395,54 @@ class Preview:
         root = self.config_path.parent
         files = {str(self.issue_path), str(self.config_path), str(root / ".env")}
         folders = sorted({str(self.issue_path.parent), str(root)})
-        self._spawn(self._watch, folders, False, lambda _c, p: p in files, name="files")
-        templates = root / "templates"
+        ready = [threading.Event()]
+        self._spawn(self._watch, folders, False, lambda _c, p: p in files, ready[-1],
+                    name="files")
+        templates = root / "templates"  # Settings.templates_dir
         if templates.is_dir():
             from watchfiles import DefaultFilter
 
+            ready.append(threading.Event())
             self._spawn(self._watch, [str(templates.resolve())], True, DefaultFilter(),
-                        name="templates")
+                        ready[-1], name="templates")
         self._spawn(self._build_loop, name="render")
+        for event in ready:  # a save right after start() returns is not missed
+            event.wait(timeout=3)
 
     def _spawn(self, target: Any, *args: Any, name: str) -> None:
         t = threading.Thread(target=target, args=args, name=f"preview-{name}", daemon=True)
         t.start()
         self._threads.append(t)
 
-    def _watch(self, paths: list[str], recursive: bool, watch_filter: Any) -> None:
+    def _watch(self, paths: list[str], recursive: bool, watch_filter: Any,
+               ready: threading.Event) -> None:
         # The folders, not the files: editors often save by writing a new file and renaming it
         # over the old one, which a watch on the file itself would lose.
         from watchfiles import watch
 
-        try:
-            for _changes in watch(*paths, watch_filter=watch_filter, stop_event=self._stop,
-                                  step=self.step_ms, debounce=self.debounce_ms,
-                                  recursive=recursive, force_polling=self.force_polling,
-                                  raise_interrupt=False, rust_timeout=500):
-                self._dirty.set()
-        except Exception:  # a vanished folder: say so, keep the server up
-            if not self._stop.is_set():
-                traceback.print_exc(file=sys.stderr)
+        polling = self.force_polling
+        while not self._stop.is_set():
+            try:
+                # yield_on_timeout: the first (empty) yield says the watch is in place
+                for changes in watch(*paths, watch_filter=watch_filter, stop_event=self._stop,
+                                     step=self.step_ms, debounce=self.debounce_ms,
+                                     recursive=recursive, force_polling=polling,
+                                     raise_interrupt=False, rust_timeout=200,
+                                     yield_on_timeout=True):
+                    if changes:
+                        self._dirty.set()
+                    ready.set()
+                return
+            except Exception as exc:  # inotify refused (watch limit) or a folder vanished
+                if self._stop.is_set():
+                    return
+                if polling:
+                    print(f"preview: stopped watching {', '.join(paths)}: {exc}",
+                          file=sys.stderr)
+                    return
+                print(f"preview: file events unavailable ({exc}); polling instead",
+                      file=sys.stderr)
+                polling = True
 
     def _build_loop(self) -> None:
         while not self._stop.is_set():

@@ -431,6 +431,28 @@ def test_send_status_explains_what_is_missing(settings, monkeypatch):
     assert "reviewers" in send_status(nobody)["reason"]
 
 
+@pytest.mark.parametrize("polling", [False, True], ids=["file-events", "polling"])
+def test_live_reload_without_a_browser(project, polling):
+    """The watcher re-renders on a save, with inotify and with polling (its fallback)."""
+    preview = Preview(project / "issues" / "2011-05.yaml", project / "newsletter.toml",
+                      step_ms=30, force_polling=polling)
+    preview.start()
+    try:
+        seq = preview.payload()["seq"]
+        if polling:  # polling compares against a first scan it makes in its own time
+            time.sleep(1.0)
+        # with file events, start() returns once the watches are in place: no sleep needed
+        _edit(project / "issues" / "2011-05.yaml", "Talking Mentoring", "Polled Change")
+        deadline = time.monotonic() + 3
+        subject = ""
+        while time.monotonic() < deadline and "Polled Change" not in subject:
+            seq = preview.wait(seq, timeout=0.5)
+            subject = (preview.payload()["email"] or {}).get("subject", "")
+        assert subject.endswith("Calgary: Polled Change")
+    finally:
+        preview.close()
+
+
 def test_missing_issue_file_is_an_issue_error(project):
     from newsletter.errors import IssueError
 

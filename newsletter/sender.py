@@ -321,6 +321,16 @@ def _parallel(run: _Run, workers: list[Provider]) -> None:
 
 
 def _worker(run: _Run, provider: Provider, conn) -> None:
+    outcomes: list = []  # the previous batch's, written together with the next claim
+    try:
+        _work(run, provider, conn, outcomes)
+    finally:
+        if outcomes:
+            with run.db_lock:
+                store.record(conn, run.slug, outcomes)
+
+
+def _work(run: _Run, provider: Provider, conn, outcomes: list) -> None:
     from newsletter.tokens import unsubscribe_url
 
     slug, report = run.slug, run.report
@@ -330,7 +340,8 @@ def _worker(run: _Run, provider: Provider, conn) -> None:
                 report.stopped = True
             return
         with run.db_lock:
-            claimed, skipped = store.claim(conn, slug, run.size)
+            claimed, skipped = store.claim(conn, slug, run.size, record=outcomes)
+        outcomes.clear()
         with run.lock:
             report.skipped += skipped
         if not claimed:
@@ -384,7 +395,7 @@ def _worker(run: _Run, provider: Provider, conn) -> None:
             run.stop.set()
             _record_unknown(run, conn, emails, f"unexpected error in flight: {exc!r}")
             raise
-        _record_results(run, conn, emails, results)
+        outcomes.extend(_tally(run, emails, results))
         if results and all(r.status == Status.FAILED for r in results):
             # The provider refused a whole batch (e.g. HTTP 400): the next would fare the same.
             run.stop.set()
@@ -402,7 +413,8 @@ def _record_unknown(run: _Run, conn, emails, reason) -> None:
         run.report.unknown += len(emails)
 
 
-def _record_results(run: _Run, conn, emails: list[str], results: list[Result]) -> None:
+def _tally(run: _Run, emails: list[str], results: list[Result]) -> list:
+    """The ledger outcomes of one answered batch; counts them in the report."""
     by_email = {r.email: r for r in results}
     outcomes = []
     tally: dict[str, int] = {}
@@ -415,8 +427,6 @@ def _record_results(run: _Run, conn, emails: list[str], results: list[Result]) -
         state = Status(result.status).value
         outcomes.append((email, state, result.message_id, result.error))
         tally[state] = tally.get(state, 0) + 1
-    with run.db_lock:
-        store.record(conn, run.slug, outcomes)
     report = run.report
     with run.lock:
         for state, n in tally.items():
@@ -425,6 +435,7 @@ def _record_results(run: _Run, conn, emails: list[str], results: list[Result]) -
         if run.progress:
             report.elapsed = time.monotonic() - report.started
             run.progress(report)
+    return outcomes
 
 
 class _StoppedWhileWaiting(Exception):

@@ -379,14 +379,24 @@ def requeue(conn: sqlite3.Connection, issue: str, states: Sequence[str]) -> int:
     return cur.rowcount
 
 
-def claim(conn: sqlite3.Connection, issue: str, limit: int) -> tuple[list[Claimed], int]:
+Outcome = tuple[str, str, "str | None", "str | None"]  # (email, state, message_id, error)
+
+
+def claim(
+    conn: sqlite3.Connection, issue: str, limit: int, *, record: Sequence[Outcome] = ()
+) -> tuple[list[Claimed], int]:
     """Take up to `limit` pending rows: mark them in_flight and return them.
 
     Anyone no longer active (unsubscribed or suppressed since the ledger was seeded) is
     dropped from the ledger instead: never sent, and not re-added by a rerun while inactive.
     Returns (claimed, skipped). One short transaction, committed before anything is sent.
+
+    `record`: outcomes of the previous batch, written in the same transaction (one fsync per
+    batch instead of two; until then those rows stay in_flight, which errs on the safe side).
     """
     with transaction(conn):
+        if record:
+            _write_outcomes(conn, issue, record)
         rows = conn.execute(
             "SELECT s.rowid, s.email, sub.name, sub.status FROM sends s"
             " LEFT JOIN subscribers sub ON sub.email = s.email"
@@ -410,24 +420,24 @@ def _in_rowids(conn, sql: str, params: tuple, values: Sequence, chunk: int = 500
         conn.execute(sql.format(",".join("?" * len(part))), (*params, *part))
 
 
-def record(
-    conn: sqlite3.Connection,
-    issue: str,
-    outcomes: Sequence[tuple[str, str, str | None, str | None]],
-) -> None:
+def record(conn: sqlite3.Connection, issue: str, outcomes: Sequence[Outcome]) -> None:
     """Write (email, state, message_id, error) for rows this process has in flight."""
+    with transaction(conn):
+        _write_outcomes(conn, issue, outcomes)
+
+
+def _write_outcomes(conn: sqlite3.Connection, issue: str, outcomes: Sequence[Outcome]) -> None:
     stamp = now()
     groups: dict[tuple, list[str]] = {}
     for email, state, mid, err in outcomes:
         groups.setdefault((state, mid, err), []).append(email)
-    with transaction(conn):
-        for (state, mid, err), emails in groups.items():
-            _in_rowids(
-                conn,
-                "UPDATE sends SET state = ?, message_id = ?, last_error = ?, updated_at = ?"
-                " WHERE issue = ? AND state = 'in_flight' AND email IN ({})",
-                (state, mid, err, stamp, issue), emails,
-            )
+    for (state, mid, err), emails in groups.items():
+        _in_rowids(
+            conn,
+            "UPDATE sends SET state = ?, message_id = ?, last_error = ?, updated_at = ?"
+            " WHERE issue = ? AND state = 'in_flight' AND email IN ({})",
+            (state, mid, err, stamp, issue), emails,
+        )
 
 
 def release(conn: sqlite3.Connection, issue: str, emails: Sequence[str]) -> None:

@@ -222,6 +222,19 @@ def test_editing_the_issue_updates_the_page_in_place(page, project):
 
 @pytest.mark.browser
 @needs_chromium
+def test_markup_in_the_subject_is_shown_as_text(page, project):
+    from playwright.sync_api import expect
+
+    evil = "Q&A: <img src=x onerror=window.__pwned=1> <Newcomers>"
+    _edit(project / "issues" / "2011-05.yaml", f'subject: "{SUBJECT}"', f'subject: "{evil}"')
+    expect(page.locator("#inbox-subject")).to_have_text(evil, timeout=UPDATE_TIMEOUT_MS)
+    assert page.locator("#inbox-subject img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert page.title() == f"Preview · {evil}"
+
+
+@pytest.mark.browser
+@needs_chromium
 def test_template_edit_updates_the_page(page, project):
     templates = [p for p in (project / "templates").rglob("*")
                  if p.is_file() and "Upcoming Webinars" in p.read_text(encoding="utf-8")]

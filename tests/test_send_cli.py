@@ -300,3 +300,30 @@ def test_import_resubscribe_flag(project, settings):
     result = run("subscribers", "import", "m.csv", "--resubscribe")
     assert "1 resubscribed" in result.stdout
     assert "status:         active" in run("subscribers", "show", "ann@example.org").stdout
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(monkeypatch):
+    import io
+    import sys
+
+    from newsletter.cli.send import _progress_reporter
+    from newsletter.sender import SendReport
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    report = SendReport(issue="2011-05", to_send=10, sent=5, elapsed=1.0)
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    update, finish = _progress_reporter()
+    update(report)
+    finish()
+    assert "sending" in term.getvalue() and "5/10" in term.getvalue()
+
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", pipe)
+    update, finish = _progress_reporter()
+    update(report)
+    finish()
+    assert pipe.getvalue() == "sent 5, other 0 (5/10, 5/s)\n"

@@ -164,11 +164,23 @@ class SendReport:
         return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def recipient_count(settings) -> int:
-    """How many would a send to all reach (active subscribers); for the confirmation."""
+def recipient_count(settings, slug: str | None = None, *, retry_unknown: bool = False
+                    ) -> tuple[int, int]:
+    """(to send now, active subscribers) for the confirmation question: active subscribers
+    whose ledger row for `slug` is not final (unknown ones only with retry_unknown)."""
+    done = list(store.DONE_STATES) + ([] if retry_unknown else ["unknown"])
     conn = store.connect(settings.db_path)
     try:
-        return store.count_subscribers(conn)[store.ACTIVE]
+        active = store.count_subscribers(conn)[store.ACTIVE]
+        if slug is None:
+            return active, active
+        marks = ",".join("?" * len(done))
+        (already,) = conn.execute(
+            "SELECT COUNT(*) FROM subscribers u JOIN sends s ON s.email = u.email"
+            f" WHERE u.status = 'active' AND s.issue = ? AND s.state IN ({marks})",
+            (slug, *done),
+        ).fetchone()
+        return active - already, active
     finally:
         conn.close()
 

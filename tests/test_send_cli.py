@@ -181,13 +181,16 @@ def test_confirmation(project, settings):
     result = run("send", ISSUE, "--all", "--offline", input="")  # no answer: no
     assert result.exit_code == 1
     assert "Subject: Cities of Migration" in result.stdout
-    assert "Recipients: 2 active subscribers" in result.stdout
+    assert "Recipients: 2 of 2 active subscribers via file" in result.stdout
     assert "not confirmed: nothing was sent" in result.stderr
     assert counts(settings.db_path)["sent"] == 0
     result = run("send", ISSUE, "--all", "--offline", input="n\n")
     assert result.exit_code == 1 and counts(settings.db_path)["sent"] == 0
     result = run("send", ISSUE, "--all", "--offline", input="y\n")
     assert result.exit_code == 0 and counts(settings.db_path)["sent"] == 2
+    add_subscribers(settings.db_path, 1, start=2)
+    result = run("send", ISSUE, "--all", "--offline", input="n\n")
+    assert "Recipients: 1 of 3 active subscribers (2 already have it)" in result.stdout
 
 
 def test_unsubscribed_not_sent(project, settings):

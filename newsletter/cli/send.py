@@ -150,10 +150,12 @@ def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bo
     settings.provider  # noqa: B018 -- so is an unknown provider name
     rendered = _render(issue, settings)
     _guard(rendered, settings, force=force, offline=offline)
-    count = sender.recipient_count(settings)
+    count, active = sender.recipient_count(settings, rendered.slug,
+                                           retry_unknown=retry_unknown)
     if not yes:
         click.echo(f"Subject: {rendered.subject}")
-        click.echo(f"Recipients: {count} active subscribers (those already sent to are skipped)"
+        already = f" ({active - count} already have it)" if active != count else ""
+        click.echo(f"Recipients: {count} of {active} active subscribers{already}"
                    f" via {settings.provider}")
         try:
             confirmed = click.confirm("Send now?", default=False)

@@ -11,7 +11,6 @@ suppressed (the provider reported a bounce, drop or spam complaint). Only `activ
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -94,17 +93,17 @@ def unsubscribe(conn: sqlite3.Connection, email: str, reason: str = "unsubscribe
 class SubscribeOutcome:
     email: str
     status: str  # the status after the request (an unsubscribed address stays unsubscribed)
-    send_confirmation: bool  # False when already active, or asked again a moment ago
+    send_confirmation: bool  # False when already active
 
 
 def subscribe_request(conn: sqlite3.Connection, email: str, name: str | None, ip: str | None,
-                      form: str | None, *, resend_after: float = 60.0) -> SubscribeOutcome:
+                      form: str | None) -> SubscribeOutcome:
     """Record a subscription request and its consent details; the address is not sent to
     until `confirm`.
 
     - new address: a `pending` row with consent_at/source/ip/form;
-    - pending: the request details are refreshed (a new confirmation is sent, at most one per
-      `resend_after` seconds, so the form cannot be used to flood someone's inbox);
+    - pending: the request details are refreshed and a new confirmation is due (the web app
+      limits how often one address is mailed);
     - unsubscribed or suppressed: the status stays as it is (nothing is sent to it) but the
       request is recorded with confirmed_at cleared, so only the confirmation link re-activates;
     - active: nothing changes (an unverified form post must not rewrite a consent record).
@@ -113,7 +112,7 @@ def subscribe_request(conn: sqlite3.Connection, email: str, name: str | None, ip
     name = (name or "").strip() or None
     when = now()
     row = conn.execute(
-        "SELECT status, consent_at, confirmed_at, consent_source FROM subscribers WHERE email = ?",
+        "SELECT status FROM subscribers WHERE email = ?",
         (email,),
     ).fetchone()
     if row is None:
@@ -123,19 +122,16 @@ def subscribe_request(conn: sqlite3.Connection, email: str, name: str | None, ip
             (email, name, PENDING, when, when, when, ip, form),
         )
         return SubscribeOutcome(email, PENDING, True)
-    status, consent_at, confirmed_at, source = row
+    status = row[0]
     if status == ACTIVE:
         return SubscribeOutcome(email, ACTIVE, False)
-    recent = (
-        status == PENDING or confirmed_at is None
-    ) and source == "form" and consent_at is not None and _age(consent_at) < resend_after
     conn.execute(
         "UPDATE subscribers SET name = COALESCE(?, name), updated_at = ?, consent_at = ?, "
         "consent_source = 'form', consent_ip = ?, consent_form = ?, confirmed_at = NULL "
         "WHERE email = ?",
         (name, when, when, ip, form, email),
     )
-    return SubscribeOutcome(email, status, not recent)
+    return SubscribeOutcome(email, status, True)
 
 
 def confirm(conn: sqlite3.Connection, email: str) -> str:
@@ -290,13 +286,3 @@ def issue_stats(conn: sqlite3.Connection, issue: str) -> dict[str, int]:
     ).fetchone()
     stats["unsubscribed"] = unsubscribed
     return stats
-
-
-def _age(iso: str) -> float:
-    try:
-        then = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return float("inf")
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=dt.UTC)
-    return (dt.datetime.now(dt.UTC) - then).total_seconds()

@@ -38,6 +38,7 @@ WEBHOOK_LIMIT = 1024 * 1024  # bytes: one SendGrid batch (SendGrid sends up to a
 WEBHOOK_MAX_AGE = 600  # seconds: an older (or that far future) signed timestamp is a replay
 MAX_NAME = 200  # characters kept of a subscriber's name
 MAX_FORM_ID = 100
+RESEND_AFTER = 60.0  # seconds: at most one confirmation email per address in this time
 PUBLIC_KEY_ENV = "SENDGRID_WEBHOOK_PUBLIC_KEY"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -164,6 +165,11 @@ class App:
         self.clock = clock
         self._local = threading.local()
         self.writes = GroupCommit(self.conn)
+        settings.provider  # noqa: B018 -- an unknown NEWSLETTER_PROVIDER fails now, not per form
+        # address -> when its last confirmation email went out (monotonic). Counted only after
+        # a successful send, so a failed one can be retried at once.
+        self._mailed: dict[str, float] = {}
+        self._mailed_lock = threading.Lock()
         self.security_headers = [
             ("Content-Security-Policy",
              "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -312,7 +318,7 @@ class App:
                              name=name[:MAX_NAME])
         outcome = self.write(lambda conn: lifecycle.subscribe_request(
             conn, address, name or None, request.remote_addr, f"{form_id} ({request.path})"))
-        if outcome.send_confirmation:
+        if outcome.send_confirmation and self._may_mail(address):
             try:
                 self.send_confirmation(address, name or None)
             except NewsletterError as exc:
@@ -321,8 +327,21 @@ class App:
                     "error.html", 503, title="Please try again later",
                     message="We could not send the confirmation email just now.",
                 )
+            with self._mailed_lock:
+                self._mailed[address] = time.monotonic()
         # The same answer whatever the address's state, so the form reveals nobody's status.
         return self.page("check_inbox.html", email=address)
+
+    def _may_mail(self, address: str) -> bool:
+        """False when this address was sent a confirmation a moment ago: the form must not
+        become a way to flood someone's inbox."""
+        now = time.monotonic()
+        with self._mailed_lock:
+            if len(self._mailed) > 10_000:  # forget the old entries; memory stays bounded
+                self._mailed = {a: t for a, t in self._mailed.items()
+                                if now - t < RESEND_AFTER}
+            last = self._mailed.get(address)
+        return last is None or now - last >= RESEND_AFTER
 
     def send_confirmation(self, email: str, name: str | None) -> None:
         from newsletter.providers import get_provider
@@ -355,6 +374,8 @@ class App:
             return self.bad_link()
         try:
             outcome = self.write(lambda conn: lifecycle.confirm(conn, found[1]))
+            with self._mailed_lock:  # that request is answered: a new one may be mailed
+                self._mailed.pop(lifecycle.normalise_email(found[1]), None)
         except ValueError:
             return self.bad_link()
         return self.page("confirmed.html", email=found[1], outcome=outcome)

@@ -600,3 +600,23 @@ def test_status_shows_what_the_webhook_and_one_click_recorded(site: Site) -> Non
     rows = dict(re.findall(r"^\s+([a-z ]+?)\s+(\d+)$", result.output, re.M))
     assert rows["sent"] == "4" and rows["delivered"] == "4" and rows["bounced"] == "1"
     assert rows["opened"] == "2" and rows["clicked"] == "1" and rows["unsubscribed"] == "1"
+
+
+def test_a_failed_confirmation_email_is_a_503_and_can_be_retried_at_once(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.smtp_server import SmtpPeer
+
+    peer = SmtpPeer()  # its port is chosen but nothing listens there yet
+    monkeypatch.setenv("NEWSLETTER_PROVIDER", "smtp")
+    monkeypatch.setenv("SMTP_URL", peer.url())
+    settings = load_settings(project / "newsletter.toml")
+    with running(create_app(settings)) as base:
+        down = call(base, "POST", "/subscribe", form(email=ANN))
+        assert down.status == 503 and "try again" in down.body.lower()
+        with peer:
+            up = call(base, "POST", "/subscribe", form(email=ANN))
+            assert up.status == 200
+    assert [m.rcpt_tos for m in peer.messages] == [[ANN]]
+    conn = store.connect(settings.db_path)
+    assert store.get_subscriber(conn, ANN).status == "pending"
+    conn.close()

@@ -191,6 +191,15 @@ def build_archive(settings: Settings, out: Path, *, issues_dir: Path | None = No
     index = index_html(settings, pages)
     feed = atom_feed(settings, pages, dt.datetime.now(dt.UTC))
 
+    try:
+        _write(out, pages, index, feed)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write the archive: {exc.strerror or exc}",
+                              file=exc.filename or out) from None
+    return pages
+
+
+def _write(out: Path, pages: list[Page], index: str, feed: bytes) -> None:
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
@@ -206,7 +215,6 @@ def build_archive(settings: Settings, out: Path, *, issues_dir: Path | None = No
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return pages
 
 
 def _swap(new: Path, out: Path) -> None:

@@ -197,3 +197,10 @@ def test_archive_needs_no_network_or_database(project: Path, issues: Path) -> No
     # Publishing the archive is a build step: it must not need the subscriber database.
     assert run().exit_code == 0
     assert not (project / "newsletter.db").exists()
+
+
+def test_an_unwritable_destination_is_one_clear_error(project: Path, issues: Path) -> None:
+    (project / "blocked").write_text("a file, not a folder", encoding="utf-8")
+    result = CliRunner().invoke(main, ["archive", "--out", "blocked/site"])
+    assert result.exit_code == 1
+    assert "blocked" in result.output and "Traceback" not in result.output

@@ -87,28 +87,21 @@ class GroupCommit:
         return item.result
 
     def _run(self, batch: list[_Write]) -> None:
-        conn = self._connect()
-        if len(batch) == 1:  # the usual case when idle: no savepoint needed
-            item = batch[0]
-            try:
-                with lifecycle.transaction(conn):
-                    item.result = item.fn(conn)
-            except Exception as exc:
-                item.error = exc
-            finally:
-                item.done = True
-            return
         try:
+            conn = self._connect()
             with lifecycle.transaction(conn):
-                for item in batch:
-                    conn.execute("SAVEPOINT w")
-                    try:
-                        item.result = item.fn(conn)
-                    except Exception as exc:  # this write only; the others stand
-                        conn.execute("ROLLBACK TO w")
-                        item.error = exc
-                    conn.execute("RELEASE w")
-        except Exception as exc:  # BEGIN or COMMIT failed: nothing in the batch was written
+                if len(batch) == 1:  # the usual case when idle: no savepoint needed
+                    batch[0].result = batch[0].fn(conn)
+                else:
+                    for item in batch:
+                        conn.execute("SAVEPOINT w")
+                        try:
+                            item.result = item.fn(conn)
+                        except Exception as exc:  # this write only; the others stand
+                            conn.execute("ROLLBACK TO w")
+                            item.error = exc
+                        conn.execute("RELEASE w")
+        except Exception as exc:  # no connection, BEGIN or COMMIT failed: nothing written
             for item in batch:
                 item.error = item.error or exc
         finally:

@@ -620,3 +620,18 @@ def test_a_failed_confirmation_email_is_a_503_and_can_be_retried_at_once(
     conn = store.connect(settings.db_path)
     assert store.get_subscriber(conn, ANN).status == "pending"
     conn.close()
+
+
+def test_a_one_click_waits_for_a_cli_write_lock_and_succeeds(site: Site) -> None:
+    site.add(ANN)
+    other = site.db()  # e.g. `send --all` claiming a batch
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(1.0, lambda: other.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    reply = call(site.base, "POST", site.unsubscribe_path(ANN), ONE_CLICK)
+    waited = time.monotonic() - started
+    release.join()
+    other.close()
+    assert reply.status == 200 and waited >= 0.9
+    assert site.status(ANN) == "unsubscribed"

@@ -635,3 +635,35 @@ def test_a_one_click_waits_for_a_cli_write_lock_and_succeeds(site: Site) -> None
     other.close()
     assert reply.status == 200 and waited >= 0.9
     assert site.status(ANN) == "unsubscribed"
+
+
+@pytest.mark.browser
+def test_unsubscribe_button_in_chromium_at_phone_width(site: Site) -> None:
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip(f"{chromium} is absent (install Debian's chromium; CI has it)")
+    from playwright.sync_api import sync_playwright
+
+    site.add(ANN)
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 360, "height": 740})
+            page.route("**/*", lambda route: route.continue_()
+                       if route.request.url.startswith(("http://127.0.0.1", "data:"))
+                       else route.abort())
+            page.goto(site.base + site.unsubscribe_path(ANN))
+            assert page.evaluate("document.documentElement.scrollWidth") <= 360
+            assert site.status(ANN) == "active"
+            page.get_by_role("button", name="Unsubscribe").click()
+            page.wait_for_load_state()
+            assert page.get_by_role("heading").inner_text() == "You are unsubscribed"
+            assert site.status(ANN) == "unsubscribed"
+            page.get_by_role("link", name="subscribe again").click()
+            page.wait_for_load_state()
+            assert page.url == site.base + "/subscribe"
+            assert page.get_by_label("Email address").is_visible()
+        finally:
+            browser.close()

@@ -293,8 +293,8 @@ class App:
 
     def subscribe(self, request: Request) -> Response:
         email = request.form.get("email", "").strip()
-        name = " ".join(request.form.get("name", "").split())  # one line, no control breaks
-        form_id = " ".join(request.form.get("form", "").split())[:MAX_FORM_ID] or "subscribe"
+        name = _one_line(request.form.get("name", ""))
+        form_id = _one_line(request.form.get("form", ""))[:MAX_FORM_ID] or "subscribe"
         error = None
         if len(name) > MAX_NAME:
             error = f"Please give a name of at most {MAX_NAME} characters."
@@ -427,6 +427,11 @@ class App:
     def health(self, request: Request) -> Response:
         self.conn().execute("SELECT 1").fetchone()
         return Response("ok\n", mimetype="text/plain")
+
+
+def _one_line(value: str) -> str:
+    """Text as one line of printable characters (no CR/LF, NUL or other controls)."""
+    return "".join(ch for ch in " ".join(value.split()) if ch.isprintable())
 
 
 def create_app(settings: Settings, **kwargs: Any) -> App:

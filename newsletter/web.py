@@ -402,7 +402,7 @@ class App:
             return plain(403, "bad signature")
         try:
             events = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return plain(400, "body is not JSON")
         if not isinstance(events, list):
             return plain(400, "expected a JSON array of events")

@@ -157,6 +157,36 @@ def child_naive_sendgrid(n: str) -> None:
                       "rate": len(recipients) / elapsed, "maxrss_mb": _maxrss_mb()}))
 
 
+def child_bare_sendgrid(n: str) -> None:
+    """The floor: the bare sendgrid client posting pre-built 1,000-recipient bodies (10
+    distinct bodies, each posted n/10,000 times): JSON encoding and HTTP only, no ledger, no
+    per-recipient work. The issue quotes about 180,000 recipients/s for this on its machine."""
+    from sendgrid import SendGridAPIClient
+
+    from newsletter.providers.sendgrid import SendGridProvider
+    from newsletter.sender import make_campaign
+
+    settings, rendered = _load()
+    provider = SendGridProvider.from_settings(settings)
+    campaign = make_campaign(rendered, settings)
+    recipients = _sample_recipients(settings, 10_000)
+    bodies = [provider.build_body(campaign, recipients[i:i + 1000])[0]
+              for i in range(0, 10_000, 1000)]
+    client = SendGridAPIClient(settings.getenv("SENDGRID_API_KEY"),
+                               host=settings.getenv("SENDGRID_API_HOST"))
+    rounds = max(1, int(n) // 10_000)
+    cpu = _cpu()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for body in bodies:
+            client.client.mail.send.post(request_body=body, timeout=30)
+    elapsed = time.perf_counter() - start
+    cpu = _cpu() - cpu
+    sent = rounds * 10_000
+    print(json.dumps({"sent": sent, "seconds": elapsed, "rate": sent / elapsed, "cpu": cpu,
+                      "maxrss_mb": _maxrss_mb()}))
+
+
 def child_naive_smtp(n: str, host: str, port: str) -> None:
     """A new connection and a fresh serialisation (EmailMessage) per message."""
     import smtplib
@@ -249,6 +279,14 @@ def bench_sendgrid(work: Path, repeats: int, sizes: tuple[int, ...]) -> list[str
             lines.append(f"| {n:,} | send_all (1,000 per request, ledger) | "
                          f"{runs[0]['requests']} | {secs:.2f} | {n / secs:,.0f} | "
                          f"{n / cpu:,.0f} | {rss:.0f} MB |")
+        make_db(project / "bench.db", 10_000)
+        bare = [run_child("bare-sendgrid", env, str(max(sizes))) for _ in range(repeats)]
+        secs = median([r["seconds"] for r in bare])
+        lines.append(f"| {bare[0]['sent']:,} | floor: bare sendgrid client, pre-built bodies, "
+                     f"no ledger | {bare[0]['sent'] // 1000} | {secs:.2f} | "
+                     f"{bare[0]['sent'] / secs:,.0f} | "
+                     f"{bare[0]['sent'] / median([r['cpu'] for r in bare]):,.0f} | "
+                     f"{max(r['maxrss_mb'] for r in bare):.0f} MB |")
         make_db(project / "bench.db", 2000)
         naive = [run_child("naive-sendgrid", env, "2000") for _ in range(repeats)]
         rate = median([r["rate"] for r in naive])
@@ -320,6 +358,7 @@ def bench_smtp(work: Path, repeats: int, n: int) -> list[str]:
 
 def main(argv: list[str]) -> None:
     modes = {"send-all": child_send_all, "naive-sendgrid": child_naive_sendgrid,
+             "bare-sendgrid": child_bare_sendgrid,
              "naive-smtp": child_naive_smtp, "serve-202": serve_202,
              "message-size": child_message_size}
     if argv and argv[0] in modes:

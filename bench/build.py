@@ -248,12 +248,25 @@ def report(py: dict, build: dict, node: dict | str, runs: int, build_runs: int) 
         f"({build['seed'] / 1000:.2f} s);",
         f"- faster than the node `mjml` CLI alone: {verdict(faster_cli)}.",
         "",
-        "Where the time goes in a fresh `newsletter build`: Python start-up and imports (click, "
-        "pydantic, ruamel.yaml, markdown-it, Jinja2, premailer with cssutils and lxml), then "
-        "premailer's first parse of the style sheets (its cssutils results are cached for the "
-        "rest of the process). Jinja keeps compiled templates between runs "
-        "(FileSystemBytecodeCache); premailer's re-validation of `style` attributes, which "
-        "only logs, is switched off (newsletter/inline.py).",
+        "Where the time goes in a fresh `newsletter build` of the seed (about 0.3 s on a quiet "
+        "core): Python start-up and imports (click, pydantic, ruamel.yaml, markdown-it, "
+        "Jinja2, premailer with cssutils and lxml: about 0.2 s), loading and validating the "
+        "issue, then premailer's first parse of the style sheets and `style` attributes "
+        "(cached for the rest of the process, which is why a second render costs ~10 ms).",
+        "",
+        "What made the difference (measured on this machine while building it; the first "
+        "version took 0.45 s a build, as long as the node CLI):",
+        "",
+        "- premailer re-parses each element's `style` attribute with cssutils validation on, "
+        "even with `disable_validation=True`; validation only logs, but its first use compiles "
+        "cssutils' property grammar: ~0.1 s. newsletter/inline.py completes the option.",
+        "- premailer imports `requests` (urllib3, charset detection, ssl: ~35 ms) only to fetch "
+        "external style sheets, which it never does here; the import is deferred until used.",
+        "- `<style>` blocks holding only `@media` rules (phones, dark mode) are marked "
+        "`data-premailer=\"ignore\"`: premailer would keep them verbatim anyway, and no "
+        "longer parses them.",
+        "- Jinja keeps compiled templates between runs (FileSystemBytecodeCache in the user's "
+        "temp folder): ~30 ms of compiling becomes ~1 ms of loading.",
         "",
     ]
     return "\n".join(lines)

@@ -91,6 +91,33 @@ def test_no_sideways_scrolling_on_a_phone(browser, built):
         page.close()
 
 
+def test_long_words_links_and_code_do_not_widen_a_phone(browser, settings, tmp_path):
+    from tests.support.render import make_issue
+
+    long_url = "https://example.org/" + "a" * 120
+    body = (f"A long link {long_url} in text, and <{long_url}b>.\n\n"
+            "```\n" + "x = 1 " * 40 + "\n```\n\n"
+            "Inline `" + "code" * 30 + "` and ![a wide picture](https://example.org/wide.png)\n\n"
+            + "Supercalifragilisticexpialidocious" * 3 + "\n\n> " + "quote" * 40 + "\n")
+    issue = make_issue(
+        featured=[{"title": "W" * 60, "body": body, "url": "https://example.org/s",
+                   "image": {"src": "https://example.org/i.jpg", "alt": "An image",
+                             "width": 1200}}],
+        more=[{"title": "T" * 80, "url": "https://example.org/m", "summary": "S" * 300}],
+        events=[{"title": "E" * 80, "date": "2011-06-14", "location": "L" * 80}],
+    )
+    path = tmp_path / "nasty.html"
+    path.write_text(render_issue(issue, settings).html, encoding="utf-8")
+    page = _open(browser, path, 360)
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        wide = page.evaluate("""[...document.body.querySelectorAll('*')]
+            .filter(e => e.getBoundingClientRect().right > 360.5).map(e => e.tagName)""")
+        assert wide == []
+    finally:
+        page.close()
+
+
 def test_text_column_at_most_600px_on_desktop(browser, built):
     page = _open(browser, built["inlined"], 1280)
     try:

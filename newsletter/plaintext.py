@@ -164,10 +164,23 @@ class _TextRenderer:
                 self.frames.pop()
                 self.gap = True
             elif kind in ("code_block", "fence"):
-                self.emit(["    " + line for line in token.content.rstrip("\n").split("\n")])
+                self.emit(self._code(token.content))
             elif kind == "hr":
                 self.emit(["-" * 20])
         return "\n".join(self.out).strip("\n")
+
+    def _code(self, content: str) -> list[str]:
+        """Code indented by four spaces; a line too long for the width continues on the next
+        one (split at a space where there is one, its own spacing kept)."""
+        import textwrap
+
+        room = max(20, self.width - display_width(self._prefixes()[1]) - 4)
+        lines: list[str] = []
+        for line in content.rstrip("\n").split("\n"):
+            parts = textwrap.wrap(line, room, replace_whitespace=False, drop_whitespace=False,
+                                  break_long_words=False, break_on_hyphens=False) or [""]
+            lines += ["    " + part.rstrip() for part in parts]
+        return lines
 
     def _heading(self, text: str, tag: str) -> None:
         first, rest = self._prefixes()

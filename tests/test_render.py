@@ -360,3 +360,20 @@ def test_right_to_left_language(settings):
     assert re.search(r'<ul style="[^"]*padding:0 24px 0 0', rendered.html)
     ltr = render_issue(make_issue(), settings)
     assert Page(ltr.html).all("html")[0]["dir"] == "auto"
+
+
+def test_plain_text_keeps_long_content_within_the_width(settings):
+    long_url = "https://example.org/" + "a" * 100
+    body = (f"See {long_url} and [this]({long_url}).\n\n"
+            "```\n" + "x = 1 " * 40 + "\n```\n\n"
+            "> " + "quoted words " * 20 + "\n\n"
+            "1. " + "numbered words " * 12 + "\n   - " + "nested bullet " * 10 + "\n")
+    issue = make_issue(featured=[{"title": "Long " * 30, "body": body, "author": "An " * 40,
+                                  "url": "https://example.org/s", "cta": "Read " * 25}],
+                       events=[{"title": "Event " * 20, "date": "2011-06-14",
+                                "location": "Place " * 20}])
+    text = render_issue(issue, settings).text
+    _assert_clean_text(text)
+    assert long_url in text and f"this ({long_url}?{UTM})" in " ".join(text.split())
+    assert "\n    x = 1 x = 1" in text  # code stays indented
+    assert "\n   - nested bullet" in text

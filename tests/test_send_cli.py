@@ -133,6 +133,11 @@ def test_missing_secret_for_all(project, monkeypatch):
 # -- send --all ----------------------------------------------------------------------------
 
 
+def test_send_all_without_subscribers(project, settings):
+    line = one_line_error(run("send", ISSUE, "--all", "--yes", "--force", "--offline"))
+    assert line.startswith("no active subscribers in ") and "subscribers import" in line
+
+
 def test_send_all_refused_without_a_test_send(project, settings):
     add_subscribers(settings.db_path, 3)
     line = one_line_error(run("send", ISSUE, "--all", "--yes", "--offline"))

@@ -149,9 +149,12 @@ def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bo
     settings.secret  # noqa: B018 -- a missing key is an error before anything else
     settings.provider  # noqa: B018 -- so is an unknown provider name
     rendered = _render(issue, settings)
-    _guard(rendered, settings, force=force, offline=offline)
     count, active = sender.recipient_count(settings, rendered.slug,
                                            retry_unknown=retry_unknown)
+    if active == 0:
+        raise UserError(f"no active subscribers in {settings.db_path}: nothing to send"
+                        " (add some with `newsletter subscribers import FILE.csv`)")
+    _guard(rendered, settings, force=force, offline=offline)
     if not yes:
         click.echo(f"Subject: {rendered.subject}")
         already = f" ({active - count} already have it)" if active != count else ""

@@ -99,10 +99,17 @@ def test_every_image_has_alt_text(seed, settings):
 
 def test_preheader_is_hidden(seed):
     issue, rendered = seed
-    match = re.search(r'<div style="([^"]*)">\s*' + re.escape(issue.preheader), rendered.html)
-    assert match, "preheader not found at the start of the body"
+    match = re.search(r'<div class="preheader" style="([^"]*)">\s*' + re.escape(issue.preheader),
+                      rendered.html)
+    assert match, "preheader not found"
     style = match.group(1).replace(" ", "")
-    assert "display:none" in style and "max-height:0" in style
+    assert "display:none" in style and "max-height:0" in style and "opacity:0" in style
+    # before any visible text of the body
+    body_text = Page(rendered.html[rendered.html.index("<body"):]).text
+    assert body_text.startswith(issue.preheader)
+    # hidden text in the reading colour, not white on light grey: SpamAssassin scores the
+    # latter (HTML_FONT_LOW_CONTRAST), which is what <mj-preview> writes
+    assert "color:#222222" in style
 
 
 def test_story_links_are_tracked(seed):

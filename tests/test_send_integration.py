@@ -252,3 +252,42 @@ def test_killed_halfway_then_rerun_no_duplicates(project, monkeypatch):
         twice = {e for e, n in got.items() if n > 1}
         assert twice <= set(unknown)  # only those whose fate was unknown can have two
         assert counts(settings.db_path)["sent"] == 400
+
+
+@pytest.mark.slow
+def test_killed_during_a_sendgrid_request_then_rerun(project, sendgrid):
+    """SIGKILL while SendGrid holds a request unanswered: that batch is unknown (SendGrid may
+    have it), the rest is sent once on the rerun, and --retry-unknown resends only it."""
+    settings = fresh_settings(project)
+    emails = add_subscribers(settings.db_path, 3000)
+    env = {"NEWSLETTER_PROVIDER": "sendgrid", "SENDGRID_API_KEY": KEY,
+           "SENDGRID_API_HOST": sendgrid.url}
+    sendgrid.fail_next("202")
+    sendgrid.fail_next("hang", seconds=30)
+    args = ("send", ISSUE, "--all", "--yes", "--force", "--offline")
+    proc = _cli(project, *args, env=env)
+    deadline = time.monotonic() + 60
+    while len(sendgrid.requests) < 2 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the send did not get going"
+        time.sleep(0.02)
+    time.sleep(0.2)  # the second request is now held by the endpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    in_hung = [p["to"][0]["email"] for p in sendgrid.requests[1].body["personalizations"]]
+
+    out, err = _cli(project, *args, env=env).communicate(timeout=120)
+    got = Counter(recipients_of(sendgrid))  # every request SendGrid received, hung one too
+    assert set(got) == set(emails) and max(got.values()) == 1
+    conn = store.connect(settings.db_path)
+    state = dict(conn.execute("SELECT email, state FROM sends").fetchall())
+    assert sorted(e for e, s in state.items() if s == "unknown") == sorted(in_hung)
+    assert all(s == "sent" for e, s in state.items() if e not in in_hung)
+    assert "1000 recipient(s) with an unknown outcome" in err
+
+    final = _cli(project, *args, "--retry-unknown", env=env)
+    out, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err
+    got = Counter(recipients_of(sendgrid))
+    assert {e for e, n in got.items() if n == 2} == set(in_hung)
+    assert counts(settings.db_path)["sent"] == 3000

@@ -141,7 +141,7 @@ def show(email: str) -> None:
                 "unsubscribed_at", "consent_at", "consent_source", "consent_ip", "consent_form",
                 "confirmed_at"):
         value = getattr(found, key)
-        click.echo(f"{key + ':':<16}{'' if value is None else value}")
+        click.echo(f"{key + ':':<17}{'' if value is None else value}")
 
 
 COMMANDS = [subscribers]

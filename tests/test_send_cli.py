@@ -273,10 +273,10 @@ def test_subscribers_import_list_show_remove(project, settings):
                                           "chen@example.org\tactive\tChen"]
     result = run("subscribers", "show", "ANN@example.org")
     assert result.exit_code == 0
-    assert "consent_source: import:members.csv" in result.stdout
-    assert "status:         active" in result.stdout
+    assert "consent_source:  import:members.csv" in result.stdout
+    assert "status:          active" in result.stdout
     assert run("subscribers", "remove", "ann@example.org").exit_code == 0
-    assert "status:         unsubscribed" in run("subscribers", "show", "ann@example.org").stdout
+    assert "status:          unsubscribed" in run("subscribers", "show", "ann@example.org").stdout
     assert run("subscribers", "list", "--status", "active").stdout == \
         "chen@example.org\tactive\tChen\n"
     # Re-import keeps the unsubscribed address unsubscribed.
@@ -307,7 +307,7 @@ def test_import_resubscribe_flag(project, settings):
     run("subscribers", "remove", "ann@example.org")
     result = run("subscribers", "import", "m.csv", "--resubscribe")
     assert "1 resubscribed" in result.stdout
-    assert "status:         active" in run("subscribers", "show", "ann@example.org").stdout
+    assert "status:          active" in run("subscribers", "show", "ann@example.org").stdout
 
 
 def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(monkeypatch):

@@ -240,7 +240,8 @@ def test_status_counts_and_events(project, settings):
     assert lines[1].split() == ["sent", "3"] and lines[2].split() == ["queued", "0"]
     assert [line.split()[0] for line in lines[1:7]] == [
         "sent", "queued", "failed", "rejected", "unknown", "pending"]
-    assert "Provider events" not in result.stdout
+    after = result.stdout.split("After sending (provider events and unsubscribes):\n")[1]
+    assert [line.split()[-1] for line in after.splitlines()] == ["0"] * 7
     conn = store.connect(settings.db_path)
     conn.executemany("INSERT INTO events VALUES (?, '2011-05', ?, ?, 1, NULL, 'x')", [
         ("e1", "reader000000@example.org", "delivered"),
@@ -252,7 +253,8 @@ def test_status_counts_and_events(project, settings):
     ])
     out = run("status", ISSUE).stdout
     found = {line.rsplit(None, 1)[0].strip(): int(line.split()[-1])
-             for line in out.split("Provider events:")[1].strip().splitlines()}
+             for line in out.split("After sending (provider events and unsubscribes):")[1]
+             .strip().splitlines()}
     assert found["delivered"] == 2 and found["bounced"] == 1 and found["opened"] == 1
     assert found["clicked"] == 1 and found["unsubscribed"] == 1
 

@@ -281,6 +281,7 @@ def status(issue: str) -> None:
       newsletter status issues/2011-05.yaml
     """
     from newsletter import store
+    from newsletter.lifecycle import issue_stats
 
     settings = load_settings()
     slug = _slug(issue)
@@ -289,14 +290,8 @@ def status(issue: str) -> None:
         counts = store.ledger_counts(conn, slug)
         events = store.event_counts(conn, slug)
         unknown = store.ledger_emails(conn, slug, "unknown", 20)
-        unsubscribed = None
-        if events:
-            try:
-                from newsletter.lifecycle import issue_stats
-
-                unsubscribed = issue_stats(conn, slug).get("unsubscribed")
-            except ImportError:
-                pass
+        # by link (newsletter serve) or by provider event, after this issue reached them
+        unsubscribed = issue_stats(conn, slug)["unsubscribed"]
     finally:
         conn.close()
     total = sum(counts.values())
@@ -305,13 +300,10 @@ def status(issue: str) -> None:
         click.echo(f"  {state:<12}{counts[state]:>8}")
     if counts["in_flight"]:
         click.echo(f"  {'in flight':<12}{counts['in_flight']:>8}  (a send is running now)")
-    if events:
-        click.echo("Provider events:")
-        for label, names in EVENT_ROWS:
-            click.echo(f"  {label:<12}{sum(events.get(n, 0) for n in names):>8}")
-        if unsubscribed is None:
-            unsubscribed = events.get("unsubscribe", 0) + events.get("group_unsubscribe", 0)
-        click.echo(f"  {'unsubscribed':<12}{unsubscribed:>8}")
+    click.echo("After sending (provider events and unsubscribes):")
+    for label, names in EVENT_ROWS:
+        click.echo(f"  {label:<12}{sum(events.get(n, 0) for n in names):>8}")
+    click.echo(f"  {'unsubscribed':<12}{unsubscribed:>8}")
     if unknown:
         click.echo("Unknown outcome (resend on purpose with `send --all --retry-unknown`):")
         for email in unknown:

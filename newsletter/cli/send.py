@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from newsletter.cli.common import UserError, load_settings, reports_errors
+from newsletter.cli.progress import terminal_bar
 
 STATE_ORDER = ("sent", "queued", "failed", "rejected", "unknown", "pending")
 # (label, SendGrid event names summed)
@@ -228,36 +228,14 @@ def _stop_on_ctrl_c():
 
 def _progress_reporter():
     """(callback, finish): a rich bar on a terminal, plain lines otherwise."""
-    if sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        bar = Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[rate]:.0f}/s"),
-                       TextColumn("{task.fields[states]}"), TimeRemainingColumn(),
-                       console=Console(stderr=True))
-        task = None
-
+    bar = terminal_bar("sending", fields=("states",))
+    if bar is not None:
         def update(report) -> None:
-            nonlocal task
             states = f"unknown {report.unknown} failed {report.failed}" if (
                 report.unknown or report.failed) else ""
-            if task is None:
-                bar.start()
-                task = bar.add_task("send", total=report.to_send, rate=0.0, states="")
-            bar.update(task, completed=report.done, rate=report.rate, states=states)
+            bar.update(report.done, report.to_send, rate=report.rate, states=states)
 
-        def finish() -> None:
-            if task is not None:
-                bar.stop()
-
-        return update, finish
+        return update, bar.close
 
     def plain(report) -> None:
         if report.done or report.to_send == 0:

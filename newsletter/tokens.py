@@ -10,9 +10,10 @@ The unsubscribe URL is `<links.public>/unsubscribe?t=<token>`; the confirmation 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 UNSUBSCRIBE = "unsubscribe"
 CONFIRM = "confirm"
@@ -23,8 +24,12 @@ class BadToken(ValueError):
     """The token is malformed, altered, or signed with a key we do not hold."""
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    """base64url without padding (one C call + translate: this runs once per recipient)."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
@@ -33,11 +38,44 @@ def _unb64(text: str) -> bytes:
 
 def _mac(secret: str, purpose: str, list_id: str, email: str) -> bytes:
     message = f"{purpose}:{list_id}:{email}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return hmac.digest(secret.encode(), message, "sha256")
 
 
 def make_token(email: str, *, purpose: str, list_id: str, secret: str) -> str:
     return f"{_b64(email.encode())}.{_b64(_mac(secret, purpose, list_id, email))}"
+
+
+def token_maker(*, purpose: str, list_id: str, secret: str, before: str = ""
+                ) -> Callable[[str], str]:
+    """make_token for many addresses of one purpose and list (a full send signs one link per
+    subscriber): exactly what make_token gives, in about a third of the time.
+
+    HMAC-SHA256 (RFC 2104) is H((K^opad) || H((K^ipad) || message)). The two keyed SHA-256
+    states, the inner one already fed `purpose:list_id:`, are computed once; each address then
+    only copies them. Checked against the hmac module once, here, so it can never drift.
+    `before` is put in front of every token (a link's base: one call per address, not two)."""
+    key = secret.encode()
+    if len(key) > hashlib.sha256().block_size:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(hashlib.sha256().block_size, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner.update(f"{purpose}:{list_id}:".encode())
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    copy_inner, copy_outer, b64 = inner.copy, outer.copy, _b64
+
+    def make(email: str) -> str:
+        raw = email.encode()
+        i = copy_inner()
+        i.update(raw)
+        o = copy_outer()
+        o.update(i.digest())
+        return f"{before}{b64(raw)}.{b64(o.digest())}"
+
+    probe = "probe@example.org"
+    if make(probe) != before + make_token(probe, purpose=purpose, list_id=list_id,
+                                          secret=secret):
+        raise AssertionError("token_maker disagrees with make_token")  # pragma: no cover
+    return make
 
 
 def read_token(token: str, *, purpose: str, list_id: str, secrets: Iterable[str]) -> str:
@@ -69,6 +107,13 @@ def unsubscribe_url(settings, email: str) -> str:
     token = make_token(email, purpose=UNSUBSCRIBE, list_id=settings.list_id,
                        secret=settings.secret)
     return link(base, "unsubscribe", token)
+
+
+def unsubscribe_urls(settings) -> Callable[[str], str]:
+    """unsubscribe_url(settings, email) as a function of the address, built once per send."""
+    base = link(settings.public_url or "http://127.0.0.1:8025", "unsubscribe", "")
+    return token_maker(purpose=UNSUBSCRIBE, list_id=settings.list_id, secret=settings.secret,
+                       before=base)
 
 
 def confirm_url(settings, email: str) -> str:

@@ -333,39 +333,37 @@ def _parallel(run: _Run, workers: list[Provider]) -> None:
 
 
 def _worker(run: _Run, provider: Provider, conn) -> None:
+    ledger = store.Ledger(conn, run.slug)
     outcomes: list = []  # the previous batch's, written together with the next claim
     try:
-        _work(run, provider, conn, outcomes)
+        _work(run, provider, ledger, outcomes)
     finally:
         if outcomes:
             with run.db_lock:
-                store.record(conn, run.slug, outcomes)
+                ledger.record(outcomes)
 
 
-def _work(run: _Run, provider: Provider, conn, outcomes: list) -> None:
-    from newsletter.tokens import unsubscribe_url
+def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list) -> None:
+    from newsletter.tokens import unsubscribe_urls
 
-    slug, report = run.slug, run.report
+    report = run.report
+    url_of = unsubscribe_urls(run.settings)  # the signing key prepared once per send
     while True:
         if run.stopping():
             if not run.errors:
                 report.stopped = True
             return
         with run.db_lock:
-            claimed, skipped = store.claim(conn, slug, run.size, record=outcomes)
+            claimed, skipped = ledger.claim(run.size, outcomes)
         outcomes.clear()
-        with run.lock:
-            report.skipped += skipped
+        if skipped:
+            with run.lock:
+                report.skipped += skipped
         if not claimed:
             if skipped:
                 continue
             return
-        recipients = [
-            Recipient(email=c.email, name=c.name,
-                      unsubscribe_url=unsubscribe_url(run.settings, c.email))
-            for c in claimed
-        ]
-        emails = [r.email for r in recipients]
+        recipients = [Recipient(c.email, c.name, url_of(c.email)) for c in claimed]
         run.pacer.wait(len(recipients))
         try:
             results = _send_with_retries(provider, run.campaign, recipients,
@@ -374,13 +372,13 @@ def _work(run: _Run, provider: Provider, conn, outcomes: list) -> None:
                                          outer_stop=run.outer_stop)
         except ProviderAuthError as exc:
             with run.db_lock:
-                store.release(conn, slug, emails)  # refused credentials: nothing was accepted
+                ledger.release(claimed)  # refused credentials: nothing was accepted
             run.stop.set()
             exc.message += "; the send stopped and nothing more was sent (fix it and rerun)"
             raise
         except _StoppedWhileWaiting:
             with run.db_lock:
-                store.release(conn, slug, emails)  # stopped during backoff: not sent
+                ledger.release(claimed)  # stopped during backoff: not sent
             if not run.errors:
                 report.stopped = True
             return
@@ -388,26 +386,26 @@ def _work(run: _Run, provider: Provider, conn, outcomes: list) -> None:
             # RetryableError after the last attempt, or an error before anything was sent.
             run.stop.set()
             with run.db_lock:
-                store.record(conn, slug, [(e, "failed", None, str(exc)) for e in emails])
+                ledger.record([("failed", None, str(exc), claimed)])
             with run.lock:
-                report.failed += len(emails)
-                answered = report.done - len(emails)
+                report.failed += len(claimed)
+                answered = report.done - len(claimed)
             exc.message += (
                 f"; the send stopped after {answered} answers this run"
-                f" ({len(emails)} marked failed; rerun to retry them)"
+                f" ({len(claimed)} marked failed; rerun to retry them)"
             )
             raise
         except KeyboardInterrupt:
             # Interrupted mid-request: the provider may have accepted it.
-            _record_unknown(run, conn, emails, "interrupted while the request was in flight")
+            _record_unknown(run, ledger, claimed, "interrupted while the request was in flight")
             run.stop.set()
             report.stopped = True
             return
         except BaseException as exc:
             run.stop.set()
-            _record_unknown(run, conn, emails, f"unexpected error in flight: {exc!r}")
+            _record_unknown(run, ledger, claimed, f"unexpected error in flight: {exc!r}")
             raise
-        outcomes.extend(_tally(run, emails, results))
+        outcomes.extend(_tally(run, claimed, results))
         if results and all(r.status == Status.FAILED for r in results):
             # The provider refused a whole batch (e.g. HTTP 400): the next would fare the same.
             run.stop.set()
@@ -418,31 +416,39 @@ def _work(run: _Run, provider: Provider, conn, outcomes: list) -> None:
             )
 
 
-def _record_unknown(run: _Run, conn, emails, reason) -> None:
+def _record_unknown(run: _Run, ledger: store.Ledger, claimed, reason) -> None:
     with run.db_lock:
-        store.record(conn, run.slug, [(e, "unknown", None, reason) for e in emails])
+        ledger.record([("unknown", None, reason, claimed)])
     with run.lock:
-        run.report.unknown += len(emails)
+        run.report.unknown += len(claimed)
 
 
-def _tally(run: _Run, emails: list[str], results: list[Result]) -> list:
-    """The ledger outcomes of one answered batch; counts them in the report."""
-    by_email = {r.email: r for r in results}
-    outcomes = []
-    tally: dict[str, int] = {}
-    for email in emails:
-        result = by_email.get(email)
+def _tally(run: _Run, claimed: list[store.Claimed], results: list[Result]) -> list:
+    """The ledger outcomes of one answered batch, grouped by (state, message_id, error) as
+    store.Ledger takes them; counts them in the report."""
+    groups: dict[tuple, list] = {}
+    if len(results) == len(claimed) and all(
+        r.email == c.email for r, c in zip(results, claimed, strict=True)
+    ):
+        pairs = zip(claimed, results, strict=True)  # one Result per recipient, in order
+    else:
+        by_email = {r.email: r for r in results}
+        pairs = ((c, by_email.get(c.email)) for c in claimed)
+    for c, result in pairs:
         if result is None:  # a provider that lost track of someone: it may have been sent
-            outcomes.append((email, "unknown", None, "the provider returned no result"))
-            tally["unknown"] = tally.get("unknown", 0) + 1
-            continue
-        state = Status(result.status).value
-        outcomes.append((email, state, result.message_id, result.error))
-        tally[state] = tally.get(state, 0) + 1
+            key = ("unknown", None, "the provider returned no result")
+        else:
+            key = (result.status, result.message_id, result.error)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = group = []
+        group.append(c)
+    outcomes = [(Status(state).value, mid, err, rows)
+                for (state, mid, err), rows in groups.items()]
     report = run.report
     with run.lock:
-        for state, n in tally.items():
-            setattr(report, state, getattr(report, state) + n)
+        for state, _, _, rows in outcomes:
+            setattr(report, state, getattr(report, state) + len(rows))
         report.batches += 1
         if run.progress:
             report.elapsed = time.monotonic() - report.started

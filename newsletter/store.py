@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from newsletter.errors import StoreError
 
@@ -314,12 +315,13 @@ def count_subscribers(conn: sqlite3.Connection) -> dict[str, int]:
 # -- the send ledger -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A ledger row taken for sending (state now in_flight)."""
+class Claimed(NamedTuple):
+    """A ledger row taken for sending (state now in_flight). A tuple: a full send makes one
+    per subscriber. `rowid` is the sends row's, valid while data_version says so (Ledger)."""
 
     email: str
     name: str | None
+    rowid: int = 0
 
 
 def recover_in_flight(conn: sqlite3.Connection, issue: str) -> int:
@@ -397,20 +399,80 @@ def claim(
     with transaction(conn):
         if record:
             _write_outcomes(conn, issue, record)
-        rows = conn.execute(
-            "SELECT s.rowid, s.email, sub.name, sub.status FROM sends s"
-            " LEFT JOIN subscribers sub ON sub.email = s.email"
-            " WHERE s.issue = ? AND s.state = 'pending' ORDER BY s.rowid LIMIT ?",
-            (issue, limit),
-        ).fetchall()
-        take = [r for r in rows if r[3] == ACTIVE]
-        drop = [r[0] for r in rows if r[3] != ACTIVE]
-        if drop:
-            _in_rowids(conn, "DELETE FROM sends WHERE rowid IN ({})", (), drop)
-        if take:
-            _in_rowids(conn, "UPDATE sends SET state = 'in_flight', attempts = attempts + 1,"
-                       " updated_at = ? WHERE rowid IN ({})", (now(),), [r[0] for r in take])
-    return [Claimed(r[1], r[2]) for r in take], len(drop)
+        return _claim(conn, issue, limit)
+
+
+def _claim(conn: sqlite3.Connection, issue: str, limit: int) -> tuple[list[Claimed], int]:
+    rows = conn.execute(
+        "SELECT s.rowid, s.email, sub.name, sub.status FROM sends s"
+        " LEFT JOIN subscribers sub ON sub.email = s.email"
+        " WHERE s.issue = ? AND s.state = 'pending' ORDER BY s.rowid LIMIT ?",
+        (issue, limit),
+    ).fetchall()
+    take = [Claimed(r[1], r[2], r[0]) for r in rows if r[3] == ACTIVE]
+    drop = [r[0] for r in rows if r[3] != ACTIVE] if len(take) < len(rows) else []
+    if drop:
+        _in_rowids(conn, "DELETE FROM sends WHERE rowid IN ({})", (), drop)
+    if take:
+        _in_rowids(conn, "UPDATE sends SET state = 'in_flight', attempts = attempts + 1,"
+                   " updated_at = ? WHERE rowid IN ({})", (now(),), [c.rowid for c in take])
+    return take, len(drop)
+
+
+# (state, message_id, error, the Claimed rows with that outcome)
+Outcomes = tuple[str, "str | None", "str | None", Sequence[Claimed]]
+
+
+class Ledger:
+    """One sending connection's batches of an issue: claim, then the outcomes.
+
+    Like claim()/record(), but the outcomes come grouped by (state, message_id, error) (a
+    SendGrid request gives all its recipients one), and they are written by rowid rather
+    than by (issue, email): about a third cheaper. A rowid is trusted only while no other
+    connection has committed since the batch was claimed (`PRAGMA data_version` unchanged:
+    e.g. a VACUUM may renumber rows); otherwise the outcome is written by address.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, issue: str) -> None:
+        self.conn = conn
+        self.issue = issue
+        self._version: int | None = None  # data_version when the rowids were read
+
+    def claim(self, limit: int, outcomes: Sequence[Outcomes] = ()
+              ) -> tuple[list[Claimed], int]:
+        with transaction(self.conn):
+            self._write(outcomes)
+            claimed = _claim(self.conn, self.issue, limit)
+            self._version = self._data_version()
+        return claimed
+
+    def record(self, outcomes: Sequence[Outcomes]) -> None:
+        if outcomes:
+            with transaction(self.conn):
+                self._write(outcomes)
+
+    def release(self, rows: Sequence[Claimed]) -> None:
+        release(self.conn, self.issue, [c.email for c in rows])
+
+    def _data_version(self) -> int:
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _write(self, outcomes: Sequence[Outcomes]) -> None:
+        if not outcomes:
+            return
+        by_rowid = self._version is not None and self._data_version() == self._version
+        stamp = now()
+        for state, mid, err, rows in outcomes:
+            if by_rowid:
+                _in_rowids(self.conn, "UPDATE sends SET state = ?, message_id = ?,"
+                           " last_error = ?, updated_at = ?"
+                           " WHERE rowid IN ({}) AND state = 'in_flight'",
+                           (state, mid, err, stamp), [c.rowid for c in rows])
+            else:
+                _in_rowids(self.conn, "UPDATE sends SET state = ?, message_id = ?,"
+                           " last_error = ?, updated_at = ?"
+                           " WHERE issue = ? AND state = 'in_flight' AND email IN ({})",
+                           (state, mid, err, stamp, self.issue), [c.email for c in rows])
 
 
 def _in_rowids(conn, sql: str, params: tuple, values: Sequence, chunk: int = 5000) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from newsletter.errors import StoreError
 
 TRUE_WORDS = {"1", "y", "yes", "true", "x"}
 CHUNK = 1000  # rows per transaction: short write locks against the web app
+PROGRESS_EVERY = 500  # rows between progress calls: often enough for a bar, cheap
+
+Progress = Callable[[int, int | None], None]  # (rows done, total rows or None)
 
 
 @dataclass
@@ -47,6 +51,10 @@ class ImportSummary:
 
 def read_csv(path: Path) -> tuple[list[str], csv.DictReader]:
     """(lower-cased headers, reader) or StoreError naming the file."""
+    return _reader(_decode(path), path)
+
+
+def _decode(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -54,12 +62,15 @@ def read_csv(path: Path) -> tuple[list[str], csv.DictReader]:
     except OSError as exc:
         raise StoreError(f"cannot read: {exc.strerror}", file=path) from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise StoreError(
             "not UTF-8 text (save the file as 'CSV UTF-8')", file=path, line=line
         ) from None
+
+
+def _reader(text: str, path: Path) -> tuple[list[str], csv.DictReader]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     headers = [h.strip().lower() for h in (reader.fieldnames or [])]
     if "email" not in headers:
@@ -69,15 +80,36 @@ def read_csv(path: Path) -> tuple[list[str], csv.DictReader]:
     return headers, reader
 
 
-def import_csv(conn, path: str | Path, *, resubscribe: bool = False) -> ImportSummary:
+def _data_lines(text: str) -> int:
+    """Lines after the header, as the csv reader will count them (cheap: no parsing)."""
+    # \r\n, \n and a lone \r each end a line (universal newlines, as the reader splits)
+    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
+    lines = ends + (1 if text and not text.endswith(("\n", "\r")) else 0)
+    return max(0, lines - 1)
+
+
+def import_csv(conn, path: str | Path, *, resubscribe: bool = False,
+               progress: Progress | None = None) -> ImportSummary:
+    """Import one CSV file (see the module docstring for the rules).
+
+    progress(done, total) is called every PROGRESS_EVERY rows and once at the end with
+    done == total. Both count the file's lines after the header (so a quoted value with a
+    line break in it counts twice); total comes from a line count taken before parsing.
+    """
     path = Path(path)
-    headers, reader = read_csv(path)
+    text = _decode(path)
+    headers, reader = _reader(text, path)
+    total = _data_lines(text)
+    next_report = 0
     source = f"import:{path.name}"
     summary = ImportSummary()
     seen: dict[str, int] = {}
     rows: list[tuple[int, str, str | None, bool]] = []
     for row in reader:
         line = reader.line_num
+        if progress is not None and line - 1 >= next_report:
+            progress(line - 1, total)
+            next_report = line - 1 + PROGRESS_EVERY
         raw_email = (row.get("email") or "").strip()
         if not raw_email and not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue  # a blank line
@@ -101,6 +133,8 @@ def import_csv(conn, path: str | Path, *, resubscribe: bool = False) -> ImportSu
             rows = []
     if rows:
         _write(conn, rows, source, "name" in headers, summary)
+    if progress is not None:
+        progress(total, total)
     return summary
 
 

@@ -102,3 +102,41 @@ def test_large_import_in_chunks(conn, tmp_path):
     summary = import_csv(conn, write(tmp_path, "email,name\n" + lines))
     assert summary.added == 2500
     assert store.count_subscribers(conn)["active"] == 2500
+
+
+def test_progress_counts_rows_up_to_the_total(conn, tmp_path, monkeypatch):
+    from newsletter import subscribers
+
+    monkeypatch.setattr(subscribers, "PROGRESS_EVERY", 2)
+    # 7 lines after the header: a bad address, a blank line, a repeat all count as done
+    path = write(tmp_path, "email\na@example.org\nbad\n\nb@example.org\nc@example.org\n"
+                           "a@example.org\nd@example.org\n")
+    calls: list[tuple[int, int | None]] = []
+    summary = import_csv(conn, path, progress=lambda done, total: calls.append((done, total)))
+    assert summary.added == 4
+    assert calls[-1] == (7, 7)
+    assert {total for _, total in calls} == {7}
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[0] == 1 and len(calls) >= 3
+
+
+def test_progress_total_matches_crlf_lone_cr_and_quoted_line_breaks(conn, tmp_path):
+    cases = {
+        "crlf.csv": "email,name\r\na@example.org,A\r\nb@example.org,B\r\n",
+        "cr.csv": "email,name\ra@example.org,A\rb@example.org,B",
+        "quoted.csv": 'email,name\na@example.org,"two\nlines"\nb@example.org,B\n',
+    }
+    for name, text in cases.items():
+        calls: list[tuple[int, int | None]] = []
+        summary = import_csv(conn, write(tmp_path, text, name=name),
+                             progress=lambda done, total: calls.append((done, total)))
+        assert summary.skipped == [], name
+        final = calls[-1]
+        assert final[0] == final[1] and final[0] >= 2, (name, calls)
+        assert all(done <= total for done, total in calls), (name, calls)
+
+
+def test_progress_on_an_empty_file(conn, tmp_path):
+    calls: list[tuple[int, int | None]] = []
+    import_csv(conn, write(tmp_path, "email\n"), progress=lambda *a: calls.append(a))
+    assert calls == [(0, 0)]

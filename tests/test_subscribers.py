@@ -129,7 +129,7 @@ def test_progress_total_matches_crlf_lone_cr_and_quoted_line_breaks(conn, tmp_pa
     for name, text in cases.items():
         calls: list[tuple[int, int | None]] = []
         summary = import_csv(conn, write(tmp_path, text, name=name),
-                             progress=lambda done, total: calls.append((done, total)))
+                             progress=lambda done, total, calls=calls: calls.append((done, total)))
         assert summary.skipped == [], name
         final = calls[-1]
         assert final[0] == final[1] and final[0] >= 2, (name, calls)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from newsletter.cli.common import UserError, load_settings, reports_errors
+from newsletter.cli.progress import terminal_bar
 
 
 def _connect():
@@ -47,7 +48,8 @@ def import_(file: str, resubscribe: bool) -> None:
     Addresses are validated and normalised; bad rows are reported by line and skipped.
     Importing again updates names and never duplicates anyone. Someone who unsubscribed
     stays unsubscribed unless their row has resubscribe=yes or --resubscribe is given.
-    The consent record is 'import:<file name>' at the time of the import.
+    The consent record is 'import:<file name>' at the time of the import. On a terminal,
+    a progress bar (rows and rows/s) is shown on stderr while the file is read.
 
     \b
     Example:
@@ -57,9 +59,13 @@ def import_(file: str, resubscribe: bool) -> None:
     from newsletter.subscribers import import_csv
 
     conn = _connect()
+    bar = terminal_bar("importing", unit="rows")  # a terminal only: piped output is unchanged
     try:
-        summary = import_csv(conn, file, resubscribe=resubscribe)
+        summary = import_csv(conn, file, resubscribe=resubscribe,
+                             progress=bar.update if bar else None)
     finally:
+        if bar:
+            bar.close()
         conn.close()
     lines = summary.lines()
     click.echo(f"{file}: {lines[0]}")

@@ -1,0 +1,77 @@
+"""The shared terminal progress bar (newsletter/cli/progress.py) and the commands that use it:
+a bar on a terminal, and not one extra byte when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+from click.testing import CliRunner
+from rich.console import Console
+
+from newsletter.cli import main
+from newsletter.cli import progress as progress_mod
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def forced_bar(buffer: io.StringIO, label: str, **options) -> progress_mod.Bar:
+    console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
+    return progress_mod.Bar(label, console=console, **options)
+
+
+def test_bar_draws_label_counts_and_rate():
+    out = io.StringIO()
+    bar = forced_bar(out, "importing", unit="rows")
+    bar.update(40, 100, rate=1234.0)
+    bar.close()
+    bar.close()  # twice is harmless
+    last = out.getvalue().rsplit("\r", 1)[-1]
+    assert "importing" in last and "40/100" in last and "1,234 rows/s" in last
+
+
+def test_bar_without_total_is_indeterminate_and_never_started_draws_nothing():
+    out = io.StringIO()
+    bar = forced_bar(out, "checking", unit="URLs", eta=False)
+    bar.update(3, None)
+    bar.close()
+    assert "3/?" in out.getvalue()
+    quiet = io.StringIO()
+    forced_bar(quiet, "idle").close()
+    assert quiet.getvalue() == ""
+
+
+def test_terminal_bar_only_when_stderr_is_a_terminal(monkeypatch):
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_mod.terminal_bar("x") is None
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert isinstance(progress_mod.terminal_bar("x"), progress_mod.Bar)
+
+
+MEMBERS = "email,name\nann@example.org,Ann\nbad-address,Bob\nchen@example.org,Chen\n"
+
+
+def test_import_output_when_not_a_terminal_is_exactly_the_summary(project):
+    (project / "members.csv").write_text(MEMBERS, encoding="utf-8")
+    result = CliRunner().invoke(main, ["subscribers", "import", "members.csv"])
+    assert result.exit_code == 0
+    assert result.stdout == ("members.csv: 2 added, 0 updated, 0 unchanged, 0 resubscribed,"
+                             " 0 kept unsubscribed, 1 skipped\n")
+    assert result.stderr == ("members.csv: line 3: skipped: 'bad-address': An email address"
+                             " must have an @-sign.\n")
+
+
+def test_import_on_a_terminal_shows_the_bar(project, monkeypatch):
+    from newsletter.cli import subscribers as cli
+
+    (project / "members.csv").write_text(MEMBERS, encoding="utf-8")
+    drawn = io.StringIO()
+    monkeypatch.setattr(cli, "terminal_bar",
+                        lambda label, **options: forced_bar(drawn, label, **options))
+    result = CliRunner().invoke(main, ["subscribers", "import", "members.csv"])
+    assert result.exit_code == 0 and "2 added" in result.stdout
+    last = drawn.getvalue().rsplit("\r", 1)[-1]
+    assert "importing" in last and "3/3" in last and "rows/s" in last

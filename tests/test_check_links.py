@@ -229,3 +229,28 @@ def test_a_non_ascii_link_is_requested_percent_encoded(link_server) -> None:  # 
     result = probe(link_server.url("/ok/Zürich/北京"), timeout=TIMEOUT)
     assert result.ok, result
     assert ("HEAD", "/ok/Z%C3%BCrich/%E5%8C%97%E4%BA%AC") in link_server.requests
+
+
+def test_progress_counts_each_distinct_url_once(link_server) -> None:  # noqa: F811
+    urls = [link_server.url("/ok"), link_server.url("/missing"), link_server.url("/ok"),
+            link_server.url("/moved")]
+    calls: list[tuple[int, int]] = []
+    results = probe_all(urls, timeout=TIMEOUT, progress=lambda *a: calls.append(a))
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert list(results) == list(dict.fromkeys(urls))  # still in the order given
+    assert probe_all([], progress=lambda *a: calls.append(a)) == {}
+    assert len(calls) == 4  # nothing to do: not called
+
+
+def test_run_checks_reports_progress_online_only(link_server, settings) -> None:  # noqa: F811
+    local = local_settings(settings, link_server)
+    r = _links_email(link_server, local)
+    assert_only_local(r, link_server)
+    calls: list[tuple[int, int]] = []
+    run_checks(r, local, offline=True, spam=False, progress=lambda *a: calls.append(a))
+    assert calls == []
+    run_checks(r, local, timeout=TIMEOUT, spam=False, progress=lambda *a: calls.append(a))
+    total = calls[0][1]
+    assert calls[0] == (0, total) and calls[-1] == (total, total) and len(calls) == total + 1
+    assert [done for done, _ in calls] == list(range(total + 1))
+    assert total >= 8  # the 8 distinct links of the two parts, and the rest of the email

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from newsletter.cli import main
 from newsletter.cli import progress as progress_mod
+from tests.support.check_server import link_server  # noqa: F401  (fixture)
 
 
 class Terminal(io.StringIO):
@@ -75,3 +76,25 @@ def test_import_on_a_terminal_shows_the_bar(project, monkeypatch):
     assert result.exit_code == 0 and "2 added" in result.stdout
     last = drawn.getvalue().rsplit("\r", 1)[-1]
     assert "importing" in last and "3/3" in last and "rows/s" in last
+
+
+def test_check_shows_url_progress_on_a_terminal_only(project, link_server, monkeypatch):  # noqa: F811
+    import json
+    import re
+
+    from newsletter.cli import check as cli
+    from tests.test_check_cli import local_links, write_issue
+
+    local_links(project, link_server)
+    issue = str(write_issue(project, "2011-06", link_server.url("/ok")))
+    plain = CliRunner().invoke(main, ["check", issue, "--json"])
+    assert plain.stderr == ""  # not a terminal: nothing on stderr
+    drawn = io.StringIO()
+    monkeypatch.setattr(cli, "terminal_bar",
+                        lambda label, **options: forced_bar(drawn, label, **options))
+    shown = CliRunner().invoke(main, ["check", issue, "--json"])
+    assert shown.exit_code == plain.exit_code
+    assert json.loads(shown.stdout) == json.loads(plain.stdout)  # stdout untouched by the bar
+    assert "checking links and images" in drawn.getvalue()
+    done = re.findall(r"(\d+)/(\d+) ", drawn.getvalue())
+    assert done and done[-1][0] == done[-1][1] and int(done[-1][1]) >= 1

@@ -10,6 +10,7 @@ the findings ordered errors first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from newsletter.checks.findings import LEVELS, Finding, counts, ordered
@@ -20,11 +21,14 @@ __all__ = ["LEVELS", "Finding", "counts", "has_errors", "run_checks"]
 def run_checks(
     rendered, settings, *, offline: bool = False, timeout: float = 5.0,
     concurrency: int = 8, spam: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Finding]:
     """Every check on one rendered issue (`newsletter.render.Rendered`).
 
     offline: no link or image requests (a note says so). timeout: seconds per request.
     concurrency: requests at once. spam: run SpamAssassin when it is installed.
+    progress(done, total): distinct URLs answered so far, of all links and images (see
+    `http.probe_all`); never called offline or when the issue has no web URLs.
     """
     from newsletter.checks import accessibility, content, document, images, links, size
     from newsletter.checks import spam as spam_check
@@ -42,7 +46,7 @@ def run_checks(
             urls = [*places, *images.image_urls(doc)]
             limits = {u: images.MAX_IMAGE_BYTES for u in images.image_urls(doc)}
             probes = probe_all(urls, timeout=timeout, concurrency=concurrency,
-                               size_limits=limits)
+                               size_limits=limits, progress=progress)
         spam_findings = scored.result() if scored is not None else []
 
     findings = [

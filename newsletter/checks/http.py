@@ -10,8 +10,8 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from http.client import HTTPException
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -179,14 +179,25 @@ def probe(url: str, *, timeout: float = DEFAULT_TIMEOUT, size_limit: int | None 
 def probe_all(
     urls: Iterable[str], *, timeout: float = DEFAULT_TIMEOUT,
     concurrency: int = DEFAULT_CONCURRENCY, size_limits: dict[str, int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Probe]:
-    """Probe each distinct URL once, at most `concurrency` at a time."""
+    """Probe each distinct URL once, at most `concurrency` at a time.
+
+    progress(done, total): called with (0, total) before the first request and again as each
+    distinct URL is answered, in the calling thread; not at all when there is nothing to do.
+    """
     unique = list(dict.fromkeys(urls))
     if not unique:
         return {}
     limits = size_limits or {}
+    results: dict[str, Probe] = {}
+    if progress is not None:
+        progress(0, len(unique))
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(unique)))) as pool:
-        results = pool.map(
-            lambda u: probe(u, timeout=timeout, size_limit=limits.get(u)), unique
-        )
-        return dict(zip(unique, results, strict=True))
+        pending = {pool.submit(probe, u, timeout=timeout, size_limit=limits.get(u)): u
+                   for u in unique}
+        for future in as_completed(pending):
+            results[pending[future]] = future.result()
+            if progress is not None:
+                progress(len(results), len(unique))
+    return {u: results[u] for u in unique}  # in the order given

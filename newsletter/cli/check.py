@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.common import load_settings, reports_errors
+from newsletter.cli.progress import terminal_bar
 
 _STYLE = {"error": {"fg": "red", "bold": True}, "warning": {"fg": "yellow", "bold": True},
           "note": {"fg": "cyan"}}
@@ -57,7 +58,8 @@ def check(issue: Path, offline: bool, as_json: bool, timeout: float) -> None:
     """Check a rendered issue: size, links, images, compliance, accessibility, spam.
 
     Prints errors, warnings and notes grouped by kind; exits 1 when there is any error.
-    Links and images are requested (a few at once, short timeout) unless --offline.
+    Links and images are requested (a few at once, short timeout) unless --offline;
+    on a terminal, stderr shows how many of them have answered so far.
 
     \b
     Example:
@@ -71,7 +73,15 @@ def check(issue: Path, offline: bool, as_json: bool, timeout: float) -> None:
 
     settings = load_settings()
     rendered = render_issue(load_issue(issue), settings)
-    findings = run_checks(rendered, settings, offline=offline, timeout=timeout)
+    # Requests can take a while: n/total on a terminal (stderr, gone when done); never in a
+    # pipe, and never on stdout, so the report and --json read exactly as without it.
+    bar = terminal_bar("checking links and images", unit="URLs", transient=True)
+    try:
+        findings = run_checks(rendered, settings, offline=offline, timeout=timeout,
+                              progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
     totals = counts(findings)
     if as_json:
         click.echo(json.dumps({

@@ -111,7 +111,13 @@ def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
         run_checks = None
     problems: list[str] = []
     if run_checks is not None:
-        findings = run_checks(rendered, settings, offline=offline)
+        bar = terminal_bar("checking links and images", unit="URLs", transient=True)
+        try:
+            findings = run_checks(rendered, settings, offline=offline,
+                                  progress=bar.update if bar else None)
+        finally:
+            if bar:
+                bar.close()
         errors = [f for f in findings if f.level == "error"]
         for f in errors:
             click.echo(f"check error: {f.category}: {f.message}"

@@ -7,7 +7,9 @@ naming exactly what to set.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,12 +169,18 @@ def load_settings(
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", file=path) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=path) from None
+        # "Invalid value (at line 3, column 5)": put the line where the contract wants it
+        where = re.search(r" \(at line (\d+), column \d+\)$", str(exc))
+        line = int(where.group(1)) if where else None
+        raise ConfigError(f"not valid TOML: {exc}", file=path, line=line) from None
     root = path.resolve().parent
     return settings_from_dict(data, root=root, env=read_env(root, environ), file=path)
 
 
 _TOP = {"newsletter", "sender", "links", "tracking", "theme", "sending"}
+_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
+# A plain address (no display name): it goes into From/Reply-To headers as it is.
+_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+")
 
 
 def settings_from_dict(
@@ -203,6 +211,19 @@ def settings_from_dict(
             raise fail("must be one line (no CR or LF)", f"{sec}.{key}")
         return value
 
+    def address(sec: str, key: str, *, required: bool = False) -> str | None:
+        value = text(sec, key, required=required)
+        if value is not None and not _ADDRESS.fullmatch(value.strip()):
+            raise fail(f"{value!r} is not a plain email address such as news@example.org "
+                       "(the sender's name goes in sender.from_name)", f"{sec}.{key}")
+        return value.strip() if value is not None else None
+
+    def url(sec: str, key: str) -> str | None:
+        value = text(sec, key)
+        if value is not None and not _web_url(value):
+            raise fail(f"must be an http:// or https:// address, not {value!r}", f"{sec}.{key}")
+        return value
+
     reviewers = section("sender").get("reviewers", [])
     if not isinstance(reviewers, list) or not all(isinstance(r, str) for r in reviewers):
         raise fail("must be a list of email addresses", "sender.reviewers")
@@ -216,12 +237,27 @@ def settings_from_dict(
     if logo is not None:
         if not isinstance(logo, Mapping) or not logo.get("src") or not logo.get("alt"):
             raise fail("needs src and alt (alt text is required for every image)", "theme.logo")
-        logo = Logo(src=logo["src"], alt=logo["alt"], width=int(logo.get("width", 200)))
+        width = logo.get("width", 200)
+        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= 1200:
+            raise fail("must be a whole number of pixels from 1 to 1200", "theme.logo.width")
+        if not isinstance(logo["src"], str) or not _web_url(logo["src"]):
+            raise fail(f"must be an http:// or https:// address, not {logo['src']!r}",
+                       "theme.logo.src")
+        if not isinstance(logo["alt"], str) or any(c in logo["alt"] for c in "\r\n"):
+            raise fail("must be one line of text", "theme.logo.alt")
+        logo = Logo(src=logo["src"], alt=logo["alt"], width=width)
     allowed = set(Theme.__dataclass_fields__) - {"logo"}
-    for key in theme_data:
+    for key, value in theme_data.items():
         if key not in allowed:
             raise fail(f"unknown key (expected one of: {', '.join(sorted(allowed))})",
                        f"theme.{key}")
+        if key == "font":
+            if not isinstance(value, str) or not value.strip() or any(c in value for c in
+                                                                       "\r\n;{}<>"):
+                raise fail("must be a CSS font list such as 'Helvetica, Arial, sans-serif'",
+                           "theme.font")
+        elif not isinstance(value, str) or not _COLOUR.fullmatch(value):
+            raise fail(f"must be a colour such as \"#1d5b79\", not {value!r}", f"theme.{key}")
     theme = Theme(logo=logo, **theme_data)
 
     sending = section("sending")
@@ -230,6 +266,9 @@ def settings_from_dict(
         batch_size = int(sending.get("batch_size", 1000))
     except (TypeError, ValueError):
         raise fail("rate_limit and batch_size must be numbers", "sending") from None
+    if not math.isfinite(rate_limit):
+        raise fail("must be a number of messages per second (0: no limit)",
+                   "sending.rate_limit")
     if not 1 <= batch_size <= 1000:
         raise fail("must be between 1 and 1000", "sending.batch_size")
     if rate_limit < 0:
@@ -240,23 +279,35 @@ def settings_from_dict(
         name=text("newsletter", "name", required=True),
         language=text("newsletter", "language", default="en"),
         list_id=text("newsletter", "list_id", default="newsletter"),
-        website=text("newsletter", "website"),
+        website=url("newsletter", "website"),
         postal_address=text("newsletter", "postal_address", required=True),
         why=text("newsletter", "why", required=True),
-        from_email=text("sender", "from_email", required=True),
+        from_email=address("sender", "from_email", required=True),
         from_name=text("sender", "from_name", default=None)
         or text("newsletter", "name", required=True),
-        reply_to=text("sender", "reply_to"),
+        reply_to=address("sender", "reply_to"),
         reviewers=tuple(reviewers),
-        archive_url=text("links", "archive"),
-        view_online_url=text("links", "view_online"),
-        public_url=(text("links", "public") or "").rstrip("/") or None,
-        subscribe_url=text("links", "subscribe")
-        or ((text("links", "public") or "").rstrip("/") + "/subscribe"
-            if text("links", "public") else None),
+        archive_url=url("links", "archive"),
+        view_online_url=url("links", "view_online"),
+        public_url=(url("links", "public") or "").rstrip("/") or None,
+        subscribe_url=url("links", "subscribe")
+        or ((url("links", "public") or "").rstrip("/") + "/subscribe"
+            if url("links", "public") else None),
         utm=dict(tracking),
         theme=theme,
         rate_limit=rate_limit,
         batch_size=batch_size,
         env=env,
     )
+
+
+def _web_url(value: str) -> bool:
+    """An absolute http(s) address with a host and no spaces (links in every email)."""
+    from urllib.parse import urlsplit
+
+    if any(c.isspace() for c in value) or not value.lower().startswith(("http://", "https://")):
+        return False
+    try:
+        return bool(urlsplit(value).hostname)
+    except ValueError:
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,11 +62,41 @@ def test_rotation_keeps_previous_secret(project: Path) -> None:
      "sending.batch_size: must be between 1 and 1000"),
     (lambda s: s.replace('alt = "Cities of Migration", ', ""), "theme.logo: needs src and alt"),
     (lambda s: s.replace("[newsletter]", "[newsletter"), "not valid TOML"),
+    # each of these used to load and then crash a build or send with a traceback
+    (lambda s: s.replace("width = 220", 'width = "wide"'),
+     "theme.logo.width: must be a whole number"),
+    (lambda s: s.replace('reply_to = "info@citiesofmigration.ca"',
+                         'reply_to = "Info <info@citiesofmigration.ca>"'),
+     "sender.reply_to: 'Info <info@citiesofmigration.ca>' is not a plain email address"),
+    (lambda s: s.replace('from_email = "newsletter@citiesofmigration.ca"',
+                         'from_email = "newsletter"'),
+     "sender.from_email: 'newsletter' is not a plain email address"),
+    (lambda s: s.replace("rate_limit = 0", "rate_limit = nan"), "sending.rate_limit: must be"),
+    (lambda s: s.replace("rate_limit = 0", "rate_limit = inf"), "sending.rate_limit: must be"),
+    # silently accepted before: a colour that is no colour, a link that is no web address
+    (lambda s: s.replace('brand = "#1d5b79"', "brand = 5"), "theme.brand: must be a colour"),
+    (lambda s: s.replace('text = "#222222"', 'text = "#22"'), "theme.text: must be a colour"),
+    (lambda s: s.replace('archive = "https://citiesofmigration.ca/newsletter/archive/"',
+                         'archive = "javascript:alert(1)"'),
+     "links.archive: must be an http:// or https:// address"),
+    (lambda s: s.replace('logo = { src = "https://', 'logo = { src = "file:///'),
+     "theme.logo.src: must be an http:// or https:// address"),
 ])
 def test_bad_settings_are_named(project: Path, edit, message: str) -> None:
     toml = project / "newsletter.toml"
     toml.write_text(edit(toml.read_text(encoding="utf-8")), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_settings(toml, environ={})
-    assert str(info.value).startswith(f"{toml}: ")
+    assert re.match(rf"{re.escape(str(toml))}(:\d+)?: ", str(info.value))
     assert message in str(info.value)
+
+
+def test_toml_syntax_error_names_the_line(project: Path) -> None:
+    toml = project / "newsletter.toml"
+    lines = toml.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("brand ="))
+    lines[at] = "brand = #1d5b79"  # unquoted
+    toml.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(toml, environ={})
+    assert str(info.value).startswith(f"{toml}:{at + 1}: not valid TOML: ")

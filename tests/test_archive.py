@@ -204,3 +204,19 @@ def test_an_unwritable_destination_is_one_clear_error(project: Path, issues: Pat
     result = CliRunner().invoke(main, ["archive", "--out", "blocked/site"])
     assert result.exit_code == 1
     assert "blocked" in result.output and "Traceback" not in result.output
+
+
+def test_progress_counts_rendered_issues(project: Path, issues: Path, settings) -> None:
+    from newsletter.archive import build_archive
+
+    calls: list[tuple[int, int]] = []
+    pages = build_archive(settings, project / "site", progress=lambda *a: calls.append(a))
+    assert len(pages) == 2
+    assert calls == [(0, 2), (1, 2), (2, 2)]
+
+
+def test_archive_output_when_not_a_terminal_is_one_line(project: Path, issues: Path) -> None:
+    result = CliRunner().invoke(main, ["archive"])
+    assert result.exit_code == 0
+    assert result.stdout == "wrote site/: index.html, feed.xml and 2 issue pages\n"
+    assert result.stderr == ""  # no progress in a pipe

@@ -98,3 +98,15 @@ def test_check_shows_url_progress_on_a_terminal_only(project, link_server, monke
     assert "checking links and images" in drawn.getvalue()
     done = re.findall(r"(\d+)/(\d+) ", drawn.getvalue())
     assert done and done[-1][0] == done[-1][1] and int(done[-1][1]) >= 1
+
+
+def test_archive_shows_issue_progress_on_a_terminal(project, seed_issue, monkeypatch):
+    from newsletter.cli import archive as cli
+
+    drawn = io.StringIO()
+    monkeypatch.setattr(cli, "terminal_bar",
+                        lambda label, **options: forced_bar(drawn, label, **options))
+    result = CliRunner().invoke(main, ["archive"])
+    assert result.exit_code == 0
+    assert result.stdout == "wrote site/: index.html, feed.xml and 1 issue page\n"
+    assert "rendering issues" in drawn.getvalue() and "1/1" in drawn.getvalue()

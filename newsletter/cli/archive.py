@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.common import load_settings, reports_errors
+from newsletter.cli.progress import terminal_bar
 
 
 @click.command()
@@ -18,7 +19,8 @@ def archive(out: Path) -> None:
     """Write a static web archive of every issue in issues/ with an Atom feed.
 
     index.html (newest first, by year), <slug>.html per issue (the email without its
-    personal parts) and feed.xml. Publish the folder at [links] archive.
+    personal parts) and feed.xml. Publish the folder at [links] archive. On a terminal,
+    stderr shows the issues rendered so far.
 
     \b
     Example:
@@ -27,7 +29,13 @@ def archive(out: Path) -> None:
     """
     from newsletter.archive import build_archive
 
-    pages = build_archive(load_settings(), out)
+    settings = load_settings()
+    bar = terminal_bar("rendering issues", unit="issues", transient=True)  # terminal only
+    try:
+        pages = build_archive(settings, out, progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
     click.echo(f"wrote {out}/: index.html, feed.xml and {len(pages)} issue page"
                f"{'' if len(pages) == 1 else 's'}")
 

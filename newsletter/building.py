@@ -67,13 +67,37 @@ def build_issues(paths: Iterable[Path], settings: Settings, out: Path) -> list[B
     if problems:
         raise IssueError(problems)
     built = []
+    files: list[tuple[Path, str]] = []
     for r in rendered:
         html_path, text_path = out / f"{r.slug}.html", out / f"{r.slug}.txt"
-        write_atomic(html_path, r.html)
-        write_atomic(text_path, r.text)
+        files += [(html_path, r.html), (text_path, r.text)]
         built.append(Built(r.slug, html_path, text_path, len(r.html.encode()),
                            len(r.text.encode())))
+    write_all(files)
     return built
+
+
+def write_all(files: list[tuple[Path, str]]) -> None:
+    """Write every file or none: all are staged as temp files first, then renamed into place.
+    A folder that cannot be made or written is one NewsletterError naming it."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            if path.is_dir():  # os.replace would fail after the others were in place
+                raise NewsletterError("is a folder; cannot write the file there", file=path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(data)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write: {exc.strerror or exc}",
+                              file=exc.filename or files[0][0].parent) from None
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def next_month(today: dt.date) -> dt.date:
@@ -90,5 +114,5 @@ def new_issue(settings: Settings, date: dt.date, folder: Path | None = None) -> 
     text = (skeleton.replace("{name}", settings.name)
             .replace("{month}", date.strftime("%B %Y"))
             .replace("{date}", date.isoformat()))
-    write_atomic(path, text)
+    write_all([(path, text)])
     return path

@@ -61,6 +61,21 @@ def test_failed_rebuild_keeps_previous_output(seed_issue: Path, project: Path) -
     assert sorted(p.name for p in (project / "out").iterdir()) == ["2011-05.html", "2011-05.txt"]
 
 
+def test_unwritable_output_is_one_line_and_nothing_half_written(seed_issue: Path,
+                                                                project: Path) -> None:
+    (project / "blocker").write_text("a file where a folder is needed", encoding="utf-8")
+    code, out, err = run("build", str(seed_issue), "--out", "blocker/out")
+    assert code == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("blocker/out: cannot write: "), err
+    # one of the two outputs cannot be written: the other is not written either
+    (project / "out" / "2011-05.txt").mkdir(parents=True)
+    code, out, err = run("build", str(seed_issue), "--out", "out")
+    assert code == 1
+    assert err.strip() == "out/2011-05.txt: is a folder; cannot write the file there", err
+    assert sorted(p.name for p in (project / "out").iterdir()) == ["2011-05.txt"]
+
+
 def test_missing_settings_file(project: Path, monkeypatch) -> None:
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(project / "missing.toml"))
     code, _, err = run("build", "issues/2011-05.yaml")

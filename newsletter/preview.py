@@ -599,7 +599,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", "text/plain; charset=utf-8")
             return
         given = self.headers.get("X-Preview-Token", "")
-        length = min(int(self.headers.get("Content-Length") or 0), 64 * 1024)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:  # garbage or negative: answer instead of failing (or reading forever)
+            self.close_connection = True
+            self._json(400, {"ok": False, "message": "bad Content-Length"})
+            return
+        length = min(length, 64 * 1024)
         raw = self.rfile.read(length) if length else b""
         if not hmac.compare_digest(given.encode(), self.server.token.encode()):
             self._json(403, {"ok": False, "message": "Missing or wrong preview token: reload "

@@ -414,6 +414,22 @@ def test_send_test_refuses_missing_token_and_a_stale_render(server):
     assert status == 409 and b"changed" in answer
 
 
+def test_send_test_with_a_bad_content_length_is_a_400(server, capfd):
+    import http.client
+
+    for value in ("abc", "-5"):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.putrequest("POST", "/send-test", skip_accept_encoding=True)
+        conn.putheader("X-Preview-Token", server.token)
+        conn.putheader("Content-Length", value)
+        conn.endheaders()
+        response = conn.getresponse()  # a negative length used to block the thread for good
+        assert response.status == 400, value
+        assert json.loads(response.read())["ok"] is False
+        conn.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_events_stream_starts_with_the_current_state(server):
     req = urllib.request.Request(server.url + "events")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -23,7 +23,8 @@ class Bar:
     `update(done, total, **fields)` starts it on first use (nothing is drawn for work that
     never reports) and may be called from any one thread at a time; `close()` stops it and
     is safe to call twice or when it never started. total=None draws an indeterminate bar.
-    `rate` in fields overrides rich's own speed estimate; other fields fill `{name}` columns.
+    `rate` in fields overrides the mean rate since the first update; other fields fill
+    their `{name}` columns.
     """
 
     def __init__(self, label: str, *, unit: str = "", fields: tuple[str, ...] = (),
@@ -33,7 +34,7 @@ class Bar:
         self._progress: Any = None
         self._task: Any = None
 
-    def _start(self, total: int | None) -> None:
+    def _start(self, done: int, total: int | None, fields: dict[str, Any]) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -50,8 +51,8 @@ class Bar:
         class RateColumn(ProgressColumn):
             def render(self, task) -> Text:
                 rate = task.fields.get("rate")
-                if rate is None:
-                    rate = task.finished_speed or task.speed
+                if rate is None and task.elapsed:  # the mean since the first update: steadier
+                    rate = (task.completed - task.fields["first"]) / task.elapsed
                 return Text(f"{rate:,.0f}{unit}/s" if rate else f"-{unit}/s")
 
         columns = [TextColumn(self._label), BarColumn(), MofNCompleteColumn(), RateColumn()]
@@ -60,13 +61,15 @@ class Bar:
             columns.append(TimeRemainingColumn())
         self._progress = Progress(*columns, console=self._console or Console(stderr=True),
                                   transient=self._transient)
-        self._progress.start()
+        # the task before the display, so the first frame already shows the first count
         self._task = self._progress.add_task(
-            self._label, total=total, **{name: "" for name in self._fields})
+            self._label, total=total, completed=done, first=done,
+            **{**dict.fromkeys(self._fields, ""), **fields})
+        self._progress.start()
 
     def update(self, done: int, total: int | None = None, **fields: Any) -> None:
         if self._progress is None:
-            self._start(total)
+            self._start(done, total, fields)
         self._progress.update(self._task, completed=done, total=total, **fields)
 
     def close(self) -> None:

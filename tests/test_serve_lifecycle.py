@@ -157,6 +157,16 @@ def test_serve_reports_a_port_in_use(project: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
 
 
+def test_serve_reports_a_host_it_cannot_listen_on(project: Path) -> None:
+    # .invalid never resolves (RFC 6761); waitress raised ValueError, shown as a traceback
+    proc = _serve(project, "--host", "no-such-host.invalid", "--port", "0")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "Traceback" not in err, err
+    assert err.strip() == ("cannot listen on no-such-host.invalid:0: "
+                           "unknown host name")
+
+
 def test_serve_and_archive_help_have_examples() -> None:
     from click.testing import CliRunner
 

@@ -39,10 +39,11 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None
     try:
         server = make_server(app, host=host, port=port, threads=threads,
                              trusted_proxy=trusted_proxy)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # waitress: ValueError for a host it cannot resolve
         from newsletter.errors import NewsletterError
 
-        raise NewsletterError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        why = getattr(exc, "strerror", None) or "unknown host name"
+        raise NewsletterError(f"cannot listen on {host}:{port}: {why}") from None
     real_port = server.effective_port
     click.echo(f"serving {settings.name} on http://{host}:{real_port} "
                f"(public address: {settings.public_url or 'not set: [links] public'})", err=True)

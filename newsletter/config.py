@@ -153,7 +153,13 @@ def read_env(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, 
     if dotenv.is_file():
         from dotenv import dotenv_values
 
-        merged.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        try:
+            values = dotenv_values(dotenv, encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError("not UTF-8 text", file=dotenv) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror or exc}", file=dotenv) from None
+        merged.update({k: v for k, v in values.items() if v is not None})
     merged.update(os.environ if environ is None else environ)
     return merged
 

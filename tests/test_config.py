@@ -100,3 +100,10 @@ def test_toml_syntax_error_names_the_line(project: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(toml, environ={})
     assert str(info.value).startswith(f"{toml}:{at + 1}: not valid TOML: ")
+
+
+def test_dotenv_that_is_not_utf8_is_named(project: Path) -> None:
+    (project / ".env").write_bytes(b"NEWSLETTER_SECRET=caf\xe9\n")  # Latin-1
+    with pytest.raises(ConfigError) as info:
+        load_settings(project / "newsletter.toml", environ={})
+    assert str(info.value) == f"{project / '.env'}: not UTF-8 text"

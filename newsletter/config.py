@@ -213,8 +213,9 @@ def settings_from_dict(
             return None
         if not isinstance(value, str) or (required and not value.strip()):
             raise fail("must be a non-empty string", f"{sec}.{key}")
-        if any(c in value for c in "\r\n") and key not in ("postal_address", "why"):
-            raise fail("must be one line (no CR or LF)", f"{sec}.{key}")
+        if key not in ("postal_address", "why") and (
+                any(c in value for c in "\r\n") or value.splitlines() != [value]):
+            raise fail("must be one line (no CR, LF or other line separator)", f"{sec}.{key}")
         return value
 
     def address(sec: str, key: str, *, required: bool = False) -> str | None:

@@ -40,6 +40,10 @@ def _web_url(value: str) -> str:
 def _one_line(value: str) -> str:
     if "\r" in value or "\n" in value:
         raise ValueError("must be one line (it contains a line break: CR or LF)")
+    # Python's email package breaks header lines at every str.splitlines() boundary too
+    # (U+2028, U+0085, VT, FF, ...): such a subject crashed every send.
+    if value.splitlines() != [value]:
+        raise ValueError("must be one line (it contains a line separator character)")
     return value
 
 

@@ -71,6 +71,9 @@ def test_rotation_keeps_previous_secret(project: Path) -> None:
     (lambda s: s.replace('from_email = "newsletter@citiesofmigration.ca"',
                          'from_email = "newsletter"'),
      "sender.from_email: 'newsletter' is not a plain email address"),
+    (lambda s: s.replace('from_name = "Cities of Migration"',
+                         'from_name = "Cities of\\u2028Migration"'),
+     "sender.from_name: must be one line"),
     (lambda s: s.replace("rate_limit = 0", "rate_limit = nan"), "sending.rate_limit: must be"),
     (lambda s: s.replace("rate_limit = 0", "rate_limit = inf"), "sending.rate_limit: must be"),
     # silently accepted before: a colour that is no colour, a link that is no web address

@@ -157,6 +157,17 @@ def test_crlf_in_subject(tmp_path: Path) -> None:
                     "CR or LF)")
 
 
+@pytest.mark.parametrize("separator", ["\\u2028", "\\x85", "\\v", "\\f"])
+def test_other_line_separators_in_subject(tmp_path: Path, separator: str) -> None:
+    # the email package splits headers at these too: they crashed the send with a traceback
+    path = write(tmp_path, GOOD.replace(
+        'subject: "Cities of Migration – June 2011"',
+        f'subject: "Cities of Migration{separator}Bcc: victim@example.org"'))
+    [line] = problems(path)
+    assert line == (f"{path}:1: subject: must be one line (it contains a line separator "
+                    "character)")
+
+
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://example.org/x", "data:text/html,x",
                                  "example.org/no-scheme"])
 def test_bad_scheme_in_a_field(tmp_path: Path, url: str) -> None:

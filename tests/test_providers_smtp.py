@@ -222,6 +222,14 @@ def test_malformed_smtp_url_names_the_variable_not_the_password(bad) -> None:
     assert "topsecret" not in str(caught.value)
 
 
+@pytest.mark.parametrize("bad", ["abc", "0", "-1", "nan", "inf"])
+def test_bad_smtp_timeout_is_a_config_error(bad) -> None:
+    # 0, -1 and nan used to pass here and crash in the socket with a traceback
+    with pytest.raises(ConfigError) as caught:
+        provider("smtp://127.0.0.1:25", SMTP_TIMEOUT=bad)
+    assert caught.value.field == "SMTP_TIMEOUT"
+
+
 def test_smtp_url_parsing() -> None:
     cfg = parse_smtp_url("smtp://ana%40example.org:p%40ss%3Aw@mail.example.org")
     assert (cfg.scheme, cfg.host, cfg.port) == ("smtp", "mail.example.org", 587)

@@ -140,7 +140,10 @@ class SmtpProvider:
         try:
             timeout = float(getenv("SMTP_TIMEOUT") or 30)
         except ValueError:
-            raise ConfigError("must be a number of seconds", field="SMTP_TIMEOUT") from None
+            timeout = -1.0
+        if not 0 < timeout < float("inf"):  # the socket refuses 0, negatives and nan
+            raise ConfigError("must be a number of seconds greater than 0",
+                              field="SMTP_TIMEOUT")
         return cls(
             parse_smtp_url(url),
             timeout=timeout,

@@ -185,6 +185,8 @@ def load_settings(
 
 _TOP = {"newsletter", "sender", "links", "tracking", "theme", "sending"}
 _COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")  # BCP 47: en, fr-CA, zh-Hant
+_LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # List-Id: <id.domain>
 # A plain address (no display name): it goes into From/Reply-To headers as it is.
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+")
 
@@ -216,6 +218,12 @@ def settings_from_dict(
         if key not in ("postal_address", "why") and (
                 any(c in value for c in "\r\n") or value.splitlines() != [value]):
             raise fail("must be one line (no CR, LF or other line separator)", f"{sec}.{key}")
+        return value
+
+    def matching(pattern: re.Pattern, sec: str, key: str, default: str, example: str) -> str:
+        value = text(sec, key, default=default)
+        if not pattern.fullmatch(value):
+            raise fail(f"must look like {example}, not {value!r}", f"{sec}.{key}")
         return value
 
     def address(sec: str, key: str, *, required: bool = False) -> str | None:
@@ -284,8 +292,10 @@ def settings_from_dict(
     return Settings(
         root=root,
         name=text("newsletter", "name", required=True),
-        language=text("newsletter", "language", default="en"),
-        list_id=text("newsletter", "list_id", default="newsletter"),
+        language=matching(_LANGUAGE, "newsletter", "language", "en",
+                          "a language tag such as 'en' or 'fr-CA'"),
+        list_id=matching(_LIST_ID, "newsletter", "list_id", "newsletter",
+                         "'cities-of-migration' (letters, digits, '.', '_', '-')"),
         website=url("newsletter", "website"),
         postal_address=text("newsletter", "postal_address", required=True),
         why=text("newsletter", "why", required=True),

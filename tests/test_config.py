@@ -74,6 +74,10 @@ def test_rotation_keeps_previous_secret(project: Path) -> None:
     (lambda s: s.replace('from_name = "Cities of Migration"',
                          'from_name = "Cities of\\u2028Migration"'),
      "sender.from_name: must be one line"),
+    (lambda s: s.replace('list_id = "cities-of-migration"', 'list_id = "cities of migration"'),
+     "newsletter.list_id: must look like"),  # went into List-Id: <...> as it was
+    (lambda s: s.replace('language = "en"', 'language = "en\\"><b>"'),
+     "newsletter.language: must look like a language tag"),
     (lambda s: s.replace("rate_limit = 0", "rate_limit = nan"), "sending.rate_limit: must be"),
     (lambda s: s.replace("rate_limit = 0", "rate_limit = inf"), "sending.rate_limit: must be"),
     # silently accepted before: a colour that is no colour, a link that is no web address

@@ -77,11 +77,32 @@ def _render_template(name: str, settings: Settings, values: dict[str, Any]) -> s
         return get_env(settings.templates_dir).get_template(name).render(values)
     except TemplateNotFound:
         raise RenderError("template not found", file=settings.templates_dir / name) from None
+    except UnicodeDecodeError:
+        raise RenderError("not UTF-8 text; save the template as UTF-8",
+                          file=settings.templates_dir / name) from None
     except TemplateError as exc:
+        file = getattr(exc, "filename", None)
         line = getattr(exc, "lineno", None)
-        file = getattr(exc, "filename", None) or settings.templates_dir / name
+        if line is None:  # a runtime error (an undefined name): Jinja's frames carry the line
+            file, line = _template_frame(exc, str(settings.templates_dir.resolve()))
+        file = file or settings.templates_dir / name
         raise RenderError(f"template error: {exc.message or exc}", file=file, line=line) \
             from None
+
+
+def _template_frame(exc: BaseException, folder: str) -> tuple[str | None, int | None]:
+    """(template file, line) of the innermost template frame of a runtime error: Jinja
+    rewrites tracebacks so that frames of compiled templates name the template file."""
+    import os
+
+    found: tuple[str | None, int | None] = (None, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.startswith(folder + os.sep):
+            found = (name, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
 
 
 def render_mjml(issue: Issue, settings: Settings) -> str:

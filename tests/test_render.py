@@ -327,6 +327,24 @@ def test_template_errors_name_the_template(settings):
     assert "email.txt.j2" in str(info.value) and "nope" in str(info.value)
 
 
+def test_template_runtime_error_names_the_line(settings):
+    path = settings.templates_dir / "email.txt.j2"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[5] += " {{ issue.nope }}"  # an undefined attribute on line 6
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(RenderError) as info:
+        render_issue(make_issue(), settings)
+    assert str(info.value).startswith(f"{path.resolve()}:6: template error: "), str(info.value)
+
+
+def test_template_that_is_not_utf8_is_a_render_error(settings):
+    path = settings.templates_dir / "email.txt.j2"
+    path.write_bytes(path.read_bytes() + b"\xff")  # was a UnicodeDecodeError traceback
+    with pytest.raises(RenderError) as info:
+        render_issue(make_issue(), settings)
+    assert str(info.value) == f"{path}: not UTF-8 text; save the template as UTF-8"
+
+
 def test_rendered_is_the_shared_type(seed):
     _, rendered = seed
     assert isinstance(rendered, Rendered)

@@ -306,7 +306,7 @@ def settings_from_dict(
         reviewers=tuple(reviewers),
         archive_url=url("links", "archive"),
         view_online_url=url("links", "view_online"),
-        public_url=(url("links", "public") or "").rstrip("/") or None,
+        public_url=_ascii_url(url("links", "public"), fail) or None,
         subscribe_url=url("links", "subscribe")
         or ((url("links", "public") or "").rstrip("/") + "/subscribe"
             if url("links", "public") else None),
@@ -328,3 +328,27 @@ def _web_url(value: str) -> bool:
         return bool(urlsplit(value).hostname)
     except ValueError:
         return False
+
+
+def _ascii_url(value: str | None, fail) -> str | None:
+    """links.public goes into the List-Unsubscribe header of every message, which must be
+    ASCII: an internationalised host name is written in its IDNA (xn--) form."""
+    if not value:
+        return None
+    value = value.rstrip("/")
+    if value.isascii():
+        return value
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(value)
+    try:
+        host = (parts.hostname or "").encode("idna").decode("ascii")
+    except UnicodeError:
+        raise fail("the host name is not a valid internationalised domain name",
+                   "links.public") from None
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    value = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if not value.isascii():
+        raise fail("must be ASCII after the host name (percent-encode other characters)",
+                   "links.public")
+    return value

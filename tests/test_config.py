@@ -114,3 +114,17 @@ def test_dotenv_that_is_not_utf8_is_named(project: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(project / "newsletter.toml", environ={})
     assert str(info.value) == f"{project / '.env'}: not UTF-8 text"
+
+
+def test_internationalised_public_host_is_written_as_idna(project: Path) -> None:
+    # it goes into List-Unsubscribe; a non-ASCII URL made every send fail with a traceback
+    toml = project / "newsletter.toml"
+    text = toml.read_text(encoding="utf-8")
+    text = text.replace('public = "https://newsletter.citiesofmigration.ca"',
+                        'public = "https://nachrichten.bücher.example:8443/"')
+    toml.write_text(text, encoding="utf-8")
+    settings = load_settings(toml, environ={})
+    assert settings.public_url == "https://nachrichten.xn--bcher-kva.example:8443"
+    toml.write_text(text.replace(":8443/", "/abmeldung-ö"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="links.public: must be ASCII after the host"):
+        load_settings(toml, environ={})

@@ -231,6 +231,9 @@ def settings_from_dict(
         if value is not None and not _ADDRESS.fullmatch(value.strip()):
             raise fail(f"{value!r} is not a plain email address such as news@example.org "
                        "(the sender's name goes in sender.from_name)", f"{sec}.{key}")
+        if value is not None and not value.rpartition("@")[0].isascii():
+            # no provider here speaks SMTPUTF8: every send would fail
+            raise fail(f"{value!r}: the part before the @ must be ASCII", f"{sec}.{key}")
         return value.strip() if value is not None else None
 
     def url(sec: str, key: str) -> str | None:

@@ -78,6 +78,9 @@ def test_rotation_keeps_previous_secret(project: Path) -> None:
      "newsletter.list_id: must look like"),  # went into List-Id: <...> as it was
     (lambda s: s.replace('language = "en"', 'language = "en\\"><b>"'),
      "newsletter.language: must look like a language tag"),
+    (lambda s: s.replace('from_email = "newsletter@citiesofmigration.ca"',
+                         'from_email = "zoë@citiesofmigration.ca"'),
+     "sender.from_email: 'zoë@citiesofmigration.ca': the part before the @ must be ASCII"),
     (lambda s: s.replace("rate_limit = 0", "rate_limit = nan"), "sending.rate_limit: must be"),
     (lambda s: s.replace("rate_limit = 0", "rate_limit = inf"), "sending.rate_limit: must be"),
     # silently accepted before: a colour that is no colour, a link that is no web address

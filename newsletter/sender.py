@@ -292,7 +292,7 @@ def send_all(
                     _parallel(run, workers)
             finally:
                 report.elapsed = time.monotonic() - report.started
-                report.unknown_total = store.ledger_counts(conn, slug)["unknown"]
+                report.unknown_total = store.unknown_count(conn, slug)
                 report.unknown_sample = store.ledger_emails(conn, slug, "unknown",
                                                             UNKNOWN_SAMPLE)
             if run.errors:

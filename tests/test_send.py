@@ -288,3 +288,20 @@ def test_a_batch_refused_whole_stops_the_send(settings):
     assert len(provider.calls) == 1
     c = counts(settings.db_path)
     assert (c["failed"], c["pending"], c["in_flight"]) == (10, 20, 0)
+
+
+def test_unsubscribe_urls_are_unsubscribe_url(settings):
+    """The sender's prepared signer gives exactly tokens.unsubscribe_url's links, and they
+    verify, for any key length and address."""
+    from newsletter import tokens
+
+    for secret in ("k", "x" * 64, "y" * 65, "z" * 300, "sécret"):
+        make = tokens.token_maker(purpose=tokens.UNSUBSCRIBE, list_id="news", secret=secret)
+        for email in ("a@b.org", "reader1@example.org", "ünï@exämple.org", "x" * 200 + "@e.org"):
+            token = make(email)
+            assert token == tokens.make_token(email, purpose=tokens.UNSUBSCRIBE, list_id="news",
+                                              secret=secret)
+            assert tokens.read_token(token, purpose=tokens.UNSUBSCRIBE, list_id="news",
+                                     secrets=[secret]) == email
+    url_of = tokens.unsubscribe_urls(settings)
+    assert url_of("ann@example.org") == tokens.unsubscribe_url(settings, "ann@example.org")

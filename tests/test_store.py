@@ -213,7 +213,31 @@ def test_migrates_a_version_1_database(tmp_path):
     raw.commit()
     raw.close()
     conn = store.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "sends_pending" in indexes and "sends_issue_state" not in indexes
+    assert {"sends_pending", "sends_unknown"} <= indexes and "sends_issue_state" not in indexes
     assert store.ledger_counts(conn, "i")["sent"] == 1
+
+
+def test_ledger_writes_outcomes_by_rowid_or_by_address_after_another_writer(tmp_path):
+    """Ledger writes a batch's outcomes by rowid only while no other connection committed
+    since the claim; after one did (here an unsubscribe), by address: same result."""
+    path = tmp_path / "n.db"
+    conn = store.connect(path)
+    emails = add(conn, 6)
+    store.seed(conn, "i")
+    ledger = store.Ledger(conn, "i")
+    first, skipped = ledger.claim(3)
+    assert [c.email for c in first] == emails[:3] and skipped == 0
+    other = store.connect(path)
+    store.unsubscribe(other, emails[4])  # another connection commits meanwhile
+    other.close()
+    second, skipped = ledger.claim(3, [("sent", "m1", None, first[:2]),
+                                      ("rejected", None, "bad", first[2:])])
+    assert [c.email for c in second] == [emails[3], emails[5]] and skipped == 1
+    ledger.record([("sent", "m2", None, second)])  # nobody else wrote: by rowid
+    rows = dict(conn.execute("SELECT email, state || ':' || IFNULL(message_id, '') FROM sends"))
+    assert rows == {emails[0]: "sent:m1", emails[1]: "sent:m1", emails[2]: "rejected:",
+                    emails[3]: "sent:m2", emails[5]: "sent:m2"}
+    ledger.record([("failed", None, "late", second)])  # only in-flight rows take an outcome
+    assert store.ledger_counts(conn, "i")["sent"] == 4

@@ -111,7 +111,10 @@ def new_issue(settings: Settings, date: dt.date, folder: Path | None = None) -> 
     if path.exists():
         raise NewsletterError("already exists; edit it or remove it first", file=path)
     skeleton = (Path(__file__).parent / "skeleton.yaml").read_text(encoding="utf-8")
-    text = (skeleton.replace("{name}", settings.name)
+    # The subject is a double-quoted YAML string: a name with " or \ must not break it.
+    quoted = settings.name.replace("\\", "\\\\").replace('"', '\\"')
+    text = (skeleton.replace('subject: "{name}', f'subject: "{quoted}')
+            .replace("{name}", settings.name)
             .replace("{month}", date.strftime("%B %Y"))
             .replace("{date}", date.isoformat()))
     write_all([(path, text)])

@@ -94,6 +94,19 @@ def test_new_writes_a_skeleton_that_builds(project: Path) -> None:
     assert code == 0, err
 
 
+def test_new_skeleton_survives_quotes_in_the_name(project: Path) -> None:
+    toml = project / "newsletter.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        'name = "Cities of Migration"', 'name = "The \\"Migration\\" Letter \\\\ Maytree"', 1),
+        encoding="utf-8")
+    code, out, err = run("new", "--date", "2011-06-15")
+    assert code == 0, err
+    from newsletter.issue import load_issue  # the skeleton used to be broken YAML
+
+    issue = load_issue(project / "issues" / "2011-06.yaml")
+    assert issue.subject.startswith('The "Migration" Letter \\ Maytree – June 2011: ')
+
+
 def test_new_refuses_to_overwrite(project: Path) -> None:
     code, _, err = run("new", "--date", "2011-05-01")
     assert code == 1

@@ -89,6 +89,15 @@ def test_send_needs_a_mode(project):
     assert run("send", ISSUE, "--all", "--to", "a@example.org").exit_code == 2
 
 
+def test_test_and_all_together_is_a_usage_error_not_a_send_to_everyone(project, settings):
+    add_subscribers(settings.db_path, 3)
+    for args in (("--test", "--all"), ("--all", "--test")):
+        result = run("send", ISSUE, *args, "--yes", "--force", "--offline")
+        assert result.exit_code == 2 and "choose one of --test" in result.stderr
+    assert outbox(project) == []
+    assert counts(settings.db_path)["sent"] == 0
+
+
 def test_missing_issue_file(project):
     line = one_line_error(run("send", "issues/nope.yaml", "--test"))
     assert "nope.yaml" in line
@@ -122,6 +131,20 @@ def test_unreachable_smtp_server(project, settings):
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     c = counts(settings.db_path)
     assert c["sent"] == 0 and c["in_flight"] == 0
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"NEWSLETTER_PROVIDER": "sendgrid"}, "SENDGRID_API_KEY"),
+    ({"NEWSLETTER_PROVIDER": "smtp"}, "SMTP_URL"),
+])
+def test_provider_settings_are_checked_before_asking(project, settings, env, named):
+    """A missing key is said at once, not after the checks ran and the user typed "y"."""
+    add_subscribers(settings.db_path, 2)
+    run("send", ISSUE, "--test")
+    result = run("send", ISSUE, "--all", "--offline", env=env, input="y\n")
+    assert result.exit_code == 1
+    assert named in result.stderr and "Send now?" not in result.stdout
+    assert "Reviewers saw" not in result.stdout
 
 
 def test_missing_secret_for_all(project, monkeypatch):

@@ -23,11 +23,8 @@ EVENT_ROWS = (
 
 def _render(issue_path: str, settings):
     from newsletter.issue import load_issue
+    from newsletter.render import render_issue
 
-    try:
-        from newsletter.render import render_issue
-    except ImportError:
-        raise UserError("rendering is not available in this version (newsletter.render)") from None
     return render_issue(load_issue(issue_path), settings)
 
 
@@ -37,8 +34,8 @@ def _slug(issue_path: str) -> str:
 
 @click.command("send")
 @click.argument("issue", metavar="ISSUE.yaml")
-@click.option("--test", "mode", flag_value="test", help="Send to the reviewers (or --to).")
-@click.option("--all", "mode", flag_value="all", help="Send to every active subscriber.")
+@click.option("--test", "test", is_flag=True, help="Send to the reviewers (or --to).")
+@click.option("--all", "to_all", is_flag=True, help="Send to every active subscriber.")
 @click.option("--to", "to", multiple=True, metavar="EMAIL",
               help="With --test: send to this address instead of the reviewers (repeatable).")
 @click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation.")
@@ -51,7 +48,7 @@ def _slug(issue_path: str) -> str:
 @click.option("--offline", is_flag=True,
               help="With --all: run the pre-send checks without requesting links.")
 @reports_errors
-def send(issue: str, mode: str | None, to: tuple[str, ...], yes: bool, force: bool,
+def send(issue: str, test: bool, to_all: bool, to: tuple[str, ...], yes: bool, force: bool,
          retry_unknown: bool, offline: bool) -> None:
     """Send ISSUE as a test to reviewers, or to every subscriber, exactly once each.
 
@@ -67,8 +64,9 @@ def send(issue: str, mode: str | None, to: tuple[str, ...], yes: bool, force: bo
       newsletter send issues/2011-05.yaml --all
       newsletter send issues/2011-05.yaml --all --yes --retry-unknown
     """
-    if mode is None:
-        raise click.UsageError("choose --test (reviewers) or --all (every subscriber)")
+    if test == to_all:  # neither, or both: never guess which audience was meant
+        raise click.UsageError("choose one of --test (reviewers) or --all (every subscriber)")
+    mode = "test" if test else "all"
     if mode == "test" and (yes or force or retry_unknown or offline):
         raise click.UsageError("--yes, --force, --retry-unknown and --offline go with --all")
     if mode == "all" and to:
@@ -104,29 +102,22 @@ def _send_test(issue: str, settings, to: list[str]) -> None:
 def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
     """The pre-send checks and the test-send comparison; refuses unless --force."""
     from newsletter import sender, store
+    from newsletter.checks import run_checks
 
-    try:
-        from newsletter.checks import run_checks
-    except ImportError:
-        run_checks = None
     problems: list[str] = []
-    if run_checks is not None:
-        bar = terminal_bar("checking links and images", unit="URLs", transient=True)
-        try:
-            findings = run_checks(rendered, settings, offline=offline,
-                                  progress=bar.update if bar else None)
-        finally:
-            if bar:
-                bar.close()
-        errors = [f for f in findings if f.level == "error"]
-        for f in errors:
-            click.echo(f"check error: {f.category}: {f.message}"
-                       + (f" ({f.where})" if f.where else ""), err=True)
-        if errors:
-            problems.append(f"the checks found {len(errors)} error(s)"
-                            " (see `newsletter check`)")
-    else:
-        click.echo("note: checks are not available in this version; not run", err=True)
+    bar = terminal_bar("checking links and images", unit="URLs", transient=True)
+    try:
+        findings = run_checks(rendered, settings, offline=offline,
+                              progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    errors = [f for f in findings if f.level == "error"]
+    for f in errors:
+        click.echo(f"check error: {f.category}: {f.message}"
+                   + (f" ({f.where})" if f.where else ""), err=True)
+    if errors:
+        problems.append(f"the checks found {len(errors)} error(s) (see `newsletter check`)")
 
     conn = store.connect(settings.db_path)
     try:
@@ -151,9 +142,12 @@ def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
 def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bool,
               offline: bool) -> None:
     from newsletter import sender
+    from newsletter.providers import get_provider
 
-    settings.secret  # noqa: B018 -- a missing key is an error before anything else
-    settings.provider  # noqa: B018 -- so is an unknown provider name
+    # Configuration mistakes are errors before the checks run and before anyone is asked:
+    # the signing key, the provider's name and its settings (nothing connects yet).
+    settings.secret  # noqa: B018
+    get_provider(settings).close()
     rendered = _render(issue, settings)
     count, active = sender.recipient_count(settings, rendered.slug,
                                            retry_unknown=retry_unknown)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,21 @@ class ImportSummary:
             f"{self.resubscribed} resubscribed, {len(self.kept_unsubscribed)} kept unsubscribed, "
             f"{len(self.skipped)} skipped"
         ]
-        out += [f"line {line}: skipped: {reason}" for line, reason in self.skipped]
+        # `FILE.csv:LINE: email: ...` like every other located error (the CLI adds the file)
+        out += [f"{line}: email: skipped: {reason}" for line, reason in self.skipped]
         return out
+
+
+MAX_NAME = 200  # a display name, not a document: keeps the To: header far below 998 chars
+
+
+def clean_name(value: str | None) -> str | None:
+    """A display name on one line: control characters (line breaks, terminal escapes) become
+    spaces, runs of whitespace one space, and the length is capped."""
+    if not value:
+        return None
+    text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in value)
+    return " ".join(text.split())[:MAX_NAME].strip() or None
 
 
 def read_csv(path: Path) -> tuple[list[str], csv.DictReader]:
@@ -125,7 +139,7 @@ def import_csv(conn, path: str | Path, *, resubscribe: bool = False,
             summary.skipped.append((line, f"{email} repeats line {seen[email]}"))
             continue
         seen[email] = line
-        name = (row.get("name") or "").strip() or None if "name" in headers else None
+        name = clean_name(row.get("name")) if "name" in headers else None
         again = resubscribe or (row.get("resubscribe") or "").strip().lower() in TRUE_WORDS
         rows.append((line, email, name, again))
         if len(rows) >= CHUNK:

@@ -292,7 +292,7 @@ def test_subscribers_import_list_show_remove(project, settings):
     result = run("subscribers", "import", "members.csv")
     assert result.exit_code == 0
     assert "2 added" in result.stdout and "1 skipped" in result.stdout
-    assert "line 3: skipped: 'bad-address'" in result.stderr
+    assert "members.csv:3: email: skipped: 'bad-address'" in result.stderr
     result = run("subscribers", "list")
     assert result.stdout.splitlines() == ["ann@example.org\tactive\tAnn",
                                           "chen@example.org\tactive\tChen"]

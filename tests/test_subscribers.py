@@ -140,3 +140,23 @@ def test_progress_on_an_empty_file(conn, tmp_path):
     calls: list[tuple[int, int | None]] = []
     import_csv(conn, write(tmp_path, "email\n"), progress=lambda *a: calls.append(a))
     assert calls == [(0, 0)]
+
+
+def test_names_are_one_line_and_bounded(project, settings):
+    from newsletter.subscribers import MAX_NAME, clean_name, import_csv
+
+    assert clean_name("Ann\r\nBcc: x@example.org") == "Ann Bcc: x@example.org"
+    assert clean_name("\x1b[31mRed\x1b[0m  Team\t") == "[31mRed [0m Team"
+    assert clean_name("   ") is None
+    assert clean_name("Zoë 北京") == "Zoë 北京"
+    long = "A" * 2000
+    csv_path = project / "names.csv"
+    csv_path.write_text(f'email,name\nann@example.org,"Ann\nSmith"\nbob@example.org,{long}\n',
+                        encoding="utf-8")
+    from newsletter import store
+
+    conn = store.connect(settings.db_path)
+    import_csv(conn, csv_path)
+    names = dict(conn.execute("SELECT email, name FROM subscribers").fetchall())
+    assert names["ann@example.org"] == "Ann Smith"
+    assert names["bob@example.org"] == "A" * MAX_NAME

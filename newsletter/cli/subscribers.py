@@ -70,7 +70,7 @@ def import_(file: str, resubscribe: bool) -> None:
     lines = summary.lines()
     click.echo(f"{file}: {lines[0]}")
     for line in lines[1:]:
-        click.echo(f"{file}: {line}", err=True)
+        click.echo(f"{file}:{line}", err=True)
     if summary.kept_unsubscribed:
         click.echo(f"{len(summary.kept_unsubscribed)} address(es) stay unsubscribed"
                    " (add resubscribe=yes to their rows to re-activate them)", err=True)

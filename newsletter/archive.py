@@ -99,8 +99,11 @@ def _ensure_head(page: str, title: str, language: str) -> str:
 
 
 def collect(settings: Settings, issues_dir: Path | None = None, *,
-            progress: Progress | None = None) -> list[Page]:
+            progress: Progress | None = None, until: dt.date | None = None) -> list[Page]:
     """Load and render every issue; the first bad one raises its error (nothing written).
+
+    until: issues dated after this day are drafts of coming months (what `newsletter new`
+    writes) and are left out of the public archive; None publishes every issue.
 
     progress(done, total): issues rendered so far, (0, total) first; rendering is the slow
     part (some 20 ms an issue, so seconds for a decade of monthly issues)."""
@@ -116,6 +119,8 @@ def collect(settings: Settings, issues_dir: Path | None = None, *,
         progress(0, len(paths))
     for path in paths:
         issue = load_issue(path)
+        if until is not None and issue.date > until:
+            continue
         rendered = render_issue(issue, settings)
         pages.append(Page(rendered.slug, rendered.subject, issue.date, rendered.preheader,
                           public_html(rendered, settings)))
@@ -191,10 +196,11 @@ def atom_feed(settings: Settings, pages: list[Page], generated: dt.datetime) -> 
 
 
 def build_archive(settings: Settings, out: Path, *, issues_dir: Path | None = None,
-                  progress: Progress | None = None) -> list[Page]:
+                  progress: Progress | None = None,
+                  until: dt.date | None = None) -> list[Page]:
     """Write the whole site to `out` (replacing a previous archive there), or nothing at all.
 
-    progress: see `collect`."""
+    progress, until: see `collect`."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NewsletterError("exists and is not a folder", file=out)
@@ -202,7 +208,7 @@ def build_archive(settings: Settings, out: Path, *, issues_dir: Path | None = No
         raise NewsletterError(
             "folder is not empty and was not written by `newsletter archive`; "
             "refusing to replace it (choose another --out)", file=out)
-    pages = collect(settings, issues_dir, progress=progress)
+    pages = collect(settings, issues_dir, progress=progress, until=until)
     index = index_html(settings, pages)
     feed = atom_feed(settings, pages, dt.datetime.now(dt.UTC))
 

@@ -220,3 +220,18 @@ def test_archive_output_when_not_a_terminal_is_one_line(project: Path, issues: P
     assert result.exit_code == 0
     assert result.stdout == "wrote site/: index.html, feed.xml and 2 issue pages\n"
     assert result.stderr == ""  # no progress in a pipe
+
+
+def test_drafts_dated_after_today_are_not_published(project: Path, issues: Path) -> None:
+    """`newsletter new` writes next month's skeleton; it must not reach the public archive."""
+    assert CliRunner().invoke(main, ["new"]).exit_code == 0
+    draft = sorted(p.stem for p in issues.glob("*.yaml"))[-1]
+    result = run()
+    assert result.exit_code == 0, result.output
+    site = project / "site"
+    assert not (site / f"{draft}.html").exists()
+    assert f"{draft}.html" not in (site / "index.html").read_text(encoding="utf-8")
+    assert "Headline of the featured story" not in (site / "feed.xml").read_text(encoding="utf-8")
+    assert (site / "2011-06.html").exists()
+    result = run("--include-future")
+    assert result.exit_code == 0 and (site / f"{draft}.html").exists()

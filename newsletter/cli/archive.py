@@ -14,25 +14,31 @@ from newsletter.cli.progress import terminal_bar
 @click.option("--out", "out", default="site", show_default=True,
               type=click.Path(path_type=Path),
               help="Folder to write (replaced as a whole, only once everything rendered).")
+@click.option("--include-future", is_flag=True,
+              help="Also publish issues dated after today (left out by default: drafts).")
 @reports_errors
-def archive(out: Path) -> None:
+def archive(out: Path, include_future: bool) -> None:
     """Write a static web archive of every issue in issues/ with an Atom feed.
 
     index.html (newest first, by year), <slug>.html per issue (the email without its
-    personal parts) and feed.xml. Publish the folder at [links] archive. On a terminal,
-    stderr shows the issues rendered so far.
+    personal parts) and feed.xml. Publish the folder at [links] archive. Issues dated after
+    today are drafts and are left out unless --include-future. On a terminal, stderr shows
+    the issues rendered so far.
 
     \b
     Example:
       newsletter archive
       newsletter archive --out public/archive
     """
+    import datetime as dt
+
     from newsletter.archive import build_archive
 
     settings = load_settings()
+    until = None if include_future else dt.date.today()
     bar = terminal_bar("rendering issues", unit="issues", transient=True)  # terminal only
     try:
-        pages = build_archive(settings, out, progress=bar.update if bar else None)
+        pages = build_archive(settings, out, progress=bar.update if bar else None, until=until)
     finally:
         if bar:
             bar.close()

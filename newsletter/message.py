@@ -30,6 +30,7 @@ import secrets
 import time
 from email import message_from_bytes, policy
 from email.header import Header
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from html import escape
@@ -133,7 +134,10 @@ class MessageFactory:
         self._pid = os.getpid()
         boundary = "=_nl_" + secrets.token_hex(12)  # "=_" never occurs in QP output
         shared = EmailMessage(policy=policy.SMTP)
-        shared["From"] = format_address(campaign.from_name, campaign.from_email)
+        # The header object encodes and folds a non-ASCII name itself; a pre-folded value
+        # (format_address) would carry CRLFs, which EmailMessage refuses.
+        shared["From"] = Address(one_line(campaign.from_name or ""),
+                                 addr_spec=ascii_address(campaign.from_email))
         if campaign.reply_to:
             shared["Reply-To"] = format_address(None, campaign.reply_to)
         shared["Subject"] = one_line(campaign.subject)

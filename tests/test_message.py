@@ -132,6 +132,21 @@ def test_from_name_and_idn_domain() -> None:
     assert msg["List-Id"] == "<cities-of-migration.xn--bcher-kva.example>"
 
 
+@pytest.mark.parametrize("name", [
+    "Cities of Migration – News and Updates for Everyone",  # non-ASCII and long: folded
+    "Πόλεις της Μετανάστευσης – مدن الهجرة – 移民城市",
+    "Plain ASCII name, long enough to need folding in this header, really",
+])
+def test_long_from_names_survive(name: str) -> None:
+    data = MessageFactory(campaign(from_name=name)).render(Recipient("ann@example.org", None, URL))
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)["From"]
+    # decode_header, not the headerregistry parser: the latter inserts a space between two
+    # adjacent encoded words, which RFC 2047 says to drop
+    decoded = str(make_header(decode_header(raw)))
+    assert decoded.replace('"', "") == f"{name} <newsletter@citiesofmigration.ca>"
+
+
 def test_unwritable_addresses_raise_address_error() -> None:
     factory = MessageFactory(campaign())
     for bad in ("ζωή@example.org", "no-at-sign", "a b@example.org", "x@y>z"):

@@ -147,6 +147,21 @@ def test_provider_settings_are_checked_before_asking(project, settings, env, nam
     assert "Reviewers saw" not in result.stdout
 
 
+@pytest.mark.parametrize("public", [None, "http://newsletter.example.org"])
+def test_send_all_needs_an_https_public_address(project, settings, public):
+    """Without links.public every unsubscribe link would point nowhere that answers."""
+    toml = project / "newsletter.toml"
+    line = 'public = "https://newsletter.citiesofmigration.ca"'
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(text.replace(line, f'public = "{public}"' if public else ""),
+                    encoding="utf-8")
+    add_subscribers(settings.db_path, 2)
+    run("send", ISSUE, "--test")
+    error = one_line_error(run("send", ISSUE, "--all", "--yes", "--force", "--offline"))
+    assert error.startswith(f"{toml}: links.public: must be the https:// address")
+    assert counts(settings.db_path)["sent"] == 0
+
+
 def test_missing_secret_for_all(project, monkeypatch):
     monkeypatch.delenv("NEWSLETTER_SECRET")
     line = one_line_error(run("send", ISSUE, "--all", "--yes", "--force"))

@@ -142,11 +142,19 @@ def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
 def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bool,
               offline: bool) -> None:
     from newsletter import sender
+    from newsletter.errors import ConfigError
     from newsletter.providers import get_provider
 
     # Configuration mistakes are errors before the checks run and before anyone is asked:
     # the signing key, the provider's name and its settings (nothing connects yet).
     settings.secret  # noqa: B018
+    if not (settings.public_url or "").startswith("https://"):
+        # Every copy's List-Unsubscribe and footer link start with it; mailbox providers
+        # only honour https one-click URLs (RFC 8058), and a link nobody answers is unlawful.
+        raise ConfigError(
+            "must be the https:// address where `newsletter serve` answers (every "
+            "unsubscribe link starts with it)", file=settings.root / "newsletter.toml",
+            field="links.public")
     get_provider(settings).close()
     rendered = _render(issue, settings)
     count, active = sender.recipient_count(settings, rendered.slug,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from newsletter import store
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
+from newsletter.message import campaign_for
 from newsletter.providers.base import (
     Campaign,
     Provider,
@@ -32,7 +33,6 @@ from newsletter.providers.base import (
     Status,
 )
 
-TEST_PREFIX = "[TEST] "
 MAX_ATTEMPTS = 5  # per batch, for RetryableError
 BACKOFF_BASE = 0.5  # seconds; doubled per attempt, with full jitter in [d/2, d]
 BACKOFF_MAX = 30.0
@@ -47,21 +47,6 @@ def content_hash(rendered) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
-
-
-def make_campaign(rendered, settings, *, test: bool = False) -> Campaign:
-    """Built once per send: every copy shares it and differs only in its Recipient."""
-    return Campaign(
-        slug=rendered.slug,
-        subject=(TEST_PREFIX + rendered.subject) if test else rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
-        from_email=settings.from_email,
-        from_name=settings.from_name,
-        reply_to=settings.reply_to,
-        list_id=settings.list_id,
-        test=test,
-    )
 
 
 # -- test sends ----------------------------------------------------------------------------
@@ -109,7 +94,7 @@ def send_test(
     own = provider is None
     provider = provider or _get_provider(settings)
     try:
-        campaign = make_campaign(rendered, settings, test=True)
+        campaign = campaign_for(rendered, settings, test=True)
         results: list[Result] = []
         for start in range(0, len(addresses), max(1, provider.max_batch)):
             chunk = [
@@ -280,7 +265,7 @@ def send_all(
                 size = max(1, min(size, int(settings.rate_limit)))  # smooth, not bursty
             if len(workers) > 1 and report.to_send:
                 size = max(1, min(size, -(-report.to_send // len(workers))))  # all busy
-            run = _Run(slug, settings, make_campaign(rendered, settings), size,
+            run = _Run(slug, settings, campaign_for(rendered, settings), size,
                        _Pacer(settings.rate_limit), report, progress, threading.Event(),
                        stop, max_attempts, backoff)
             if progress:

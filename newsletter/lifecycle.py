@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from newsletter import store
-from newsletter.store import now, transaction
+from newsletter.store import normalise_email, now, transaction
 
 __all__ = ["transaction"]  # re-exported: `with transaction(conn):` around these calls
 
@@ -40,23 +40,6 @@ KNOWN_EVENTS = frozenset(COUNTED_EVENTS)
 
 _MAX_FIELD = 1000  # longest text kept from an event field (reasons can be long SMTP replies)
 _SLUG = re.compile(r"^\d{4}-\d{2}")
-
-
-# A plain ASCII dot-atom address already in lower case: email-validator accepts it and
-# normalises it to itself, so the hot paths (one-click unsubscribes, webhook batches, whose
-# addresses we wrote ourselves) can skip its ~100 us per call.
-_PLAIN = re.compile(
-    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
-)
-
-
-def normalise_email(email: str) -> str:
-    """store.py's normaliser (email-validator + lower case): the web app and the CLI must
-    agree on what "the same address" is. Raises ValueError for an invalid address."""
-    if len(email) <= 254 and _PLAIN.fullmatch(email) and len(email.partition("@")[0]) <= 64:
-        return email
-    return store.normalise_email(email)
 
 
 # -- unsubscribe ---------------------------------------------------------------------------

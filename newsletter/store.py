@@ -18,6 +18,7 @@ resent only on purpose (`send --retry-unknown`).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -168,6 +169,15 @@ class transaction:
 # -- addresses -----------------------------------------------------------------------------
 
 
+# A plain ASCII dot-atom address already in lower case: email-validator accepts it and
+# normalises it to itself, so the hot paths (one-click unsubscribes, webhook batches, whose
+# addresses we wrote ourselves) can skip its ~100 us per call.
+_PLAIN = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+
+
 def normalise_email(address: str) -> str:
     """Validate and normalise an address, or raise ValueError with the reason.
 
@@ -176,6 +186,8 @@ def normalise_email(address: str) -> str:
     provider that matters treats it case-insensitively and two rows for Ann@ and ann@ would
     mean two copies.
     """
+    if len(address) <= 254 and _PLAIN.fullmatch(address) and len(address.partition("@")[0]) <= 64:
+        return address
     from email_validator import EmailNotValidError, validate_email
 
     try:

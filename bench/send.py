@@ -1,4 +1,4 @@
-"""Benchmark of a full send (not a test): `.venv/bin/python bench/send.py [--quick]`.
+"""Benchmark of a full send (not a test): `.venv/bin/python bench/send.py [--help]`.
 
 SendGrid: 10,000 and 100,000 subscribers through `send_all` (ledger included: seed, claim,
 record) and the real SendGrid provider, to a local endpoint (another process) that answers
@@ -142,13 +142,13 @@ def _sample_recipients(settings, n: int):
 
 def child_naive_sendgrid(n: str) -> None:
     """One API request per recipient (no ledger: the naive script has none)."""
+    from newsletter.message import campaign_for
     from newsletter.providers.sendgrid import SendGridProvider
-    from newsletter.sender import make_campaign
 
     settings, rendered = _load()
     recipients = _sample_recipients(settings, int(n))
     provider = SendGridProvider.from_settings(settings)
-    campaign = make_campaign(rendered, settings)
+    campaign = campaign_for(rendered, settings)
     start = time.perf_counter()
     for r in recipients:
         provider.send_batch(campaign, [r])
@@ -163,12 +163,12 @@ def child_bare_sendgrid(n: str) -> None:
     per-recipient work. The issue quotes about 180,000 recipients/s for this on its machine."""
     from sendgrid import SendGridAPIClient
 
+    from newsletter.message import campaign_for
     from newsletter.providers.sendgrid import SendGridProvider
-    from newsletter.sender import make_campaign
 
     settings, rendered = _load()
     provider = SendGridProvider.from_settings(settings)
-    campaign = make_campaign(rendered, settings)
+    campaign = campaign_for(rendered, settings)
     recipients = _sample_recipients(settings, 10_000)
     bodies = [provider.build_body(campaign, recipients[i:i + 1000])[0]
               for i in range(0, 10_000, 1000)]
@@ -214,13 +214,12 @@ def child_naive_smtp(n: str, host: str, port: str) -> None:
 
 
 def child_message_size() -> None:
-    from newsletter.message import MessageFactory
+    from newsletter.message import MessageFactory, campaign_for
     from newsletter.providers.base import Recipient
-    from newsletter.sender import make_campaign
     from newsletter.tokens import unsubscribe_url
 
     settings, rendered = _load()
-    factory = MessageFactory(make_campaign(rendered, settings))
+    factory = MessageFactory(campaign_for(rendered, settings))
     email = "reader0000001@example.org"
     data = factory.render(Recipient(email, "Reader 1", unsubscribe_url(settings, email)))
     print(json.dumps({"bytes": len(data)}))
@@ -364,19 +363,33 @@ def main(argv: list[str]) -> None:
     if argv and argv[0] in modes:
         modes[argv[0]](*argv[1:])
         return
-    quick = "--quick" in argv
-    repeats = 1 if quick else 3
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="bench/send.py", description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: .venv/bin/python bench/send.py --only sendgrid --repeats 3")
+    parser.add_argument("--quick", action="store_true", help="one run of each (--repeats 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--only", choices=("sendgrid", "smtp"), help="one provider only")
+    parser.add_argument("--sizes", default="10000,100000",
+                        help="SendGrid subscriber counts, comma-separated (default 10000,100000)")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else max(1, args.repeats)
+    sizes = tuple(int(n) for n in args.sizes.split(","))
     machine = (f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
                f"SQLite {__import__('sqlite3').sqlite_version}")
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
         work = Path(tmp)
         print(f"Machine: {machine}; median of {repeats}\n")
-        print("### SendGrid provider to a local 202 endpoint\n")
-        for line in bench_sendgrid(work, repeats, (10_000, 100_000)):
-            print(line, flush=True)
-        print("\n### SMTP to postfix smtp-sink\n")
-        for line in bench_smtp(work, repeats, 20_000):
-            print(line, flush=True)
+        if args.only in (None, "sendgrid"):
+            print("### SendGrid provider to a local 202 endpoint\n")
+            for line in bench_sendgrid(work, repeats, sizes):
+                print(line, flush=True)
+        if args.only in (None, "smtp"):
+            print("\n### SMTP to postfix smtp-sink\n")
+            for line in bench_smtp(work, repeats, 20_000):
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

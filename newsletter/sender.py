@@ -91,8 +91,15 @@ def send_test(
                 field="sender.reviewers",
             )
         addresses = validate_addresses(settings.reviewers, "sender.reviewers")
+    # Open the database first: a test send that cannot be recorded must not go out, or
+    # `send --all` would later say reviewers never saw what they did see.
+    conn = store.connect(settings.db_path)
     own = provider is None
-    provider = provider or _get_provider(settings)
+    try:
+        provider = provider or _get_provider(settings)
+    except BaseException:
+        conn.close()
+        raise
     try:
         campaign = campaign_for(rendered, settings, test=True)
         results: list[Result] = []
@@ -102,16 +109,13 @@ def send_test(
                 for a in addresses[start:start + provider.max_batch]
             ]
             results.extend(_send_with_retries(provider, campaign, chunk, attempts=3))
+        accepted = [r.email for r in results if r.status in (Status.SENT, Status.QUEUED)]
+        if accepted:
+            store.record_test_send(conn, rendered.slug, content_hash(rendered), accepted)
     finally:
+        conn.close()
         if own:
             provider.close()
-    accepted = [r.email for r in results if r.status in (Status.SENT, Status.QUEUED)]
-    if accepted:
-        conn = store.connect(settings.db_path)
-        try:
-            store.record_test_send(conn, rendered.slug, content_hash(rendered), accepted)
-        finally:
-            conn.close()
     return results
 
 

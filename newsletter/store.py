@@ -129,7 +129,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open the database: {exc}", file=path) from None
     except OSError as exc:
-        raise StoreError(f"cannot create the database folder: {exc.strerror}", file=path) from None
+        where = Path(exc.filename) if exc.filename else path.parent
+        why = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        raise StoreError(f"cannot create the database folder {where}: {why}"
+                         " (set NEWSLETTER_DB to a writable path)", file=path) from None
     return conn
 
 

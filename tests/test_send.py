@@ -305,3 +305,17 @@ def test_unsubscribe_urls_are_unsubscribe_url(settings):
                                      secrets=[secret]) == email
     url_of = tokens.unsubscribe_urls(settings)
     assert url_of("ann@example.org") == tokens.unsubscribe_url(settings, "ann@example.org")
+
+
+def test_a_test_send_that_cannot_be_recorded_does_not_go_out(settings, project, monkeypatch):
+    """The database is opened before sending: reviewers never get a copy that `send --all`
+    would not know they saw."""
+    from newsletter.config import load_settings
+    from newsletter.errors import StoreError
+
+    blocker = project / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("NEWSLETTER_DB", str(blocker / "newsletter.db"))
+    with pytest.raises(StoreError, match="cannot create the database folder"):
+        sender.send_test(rendered(), load_settings(project / "newsletter.toml"))
+    assert not (project / "outbox").exists()

@@ -291,3 +291,56 @@ def test_killed_during_a_sendgrid_request_then_rerun(project, sendgrid):
     got = Counter(recipients_of(sendgrid))
     assert {e for e, n in got.items() if n == 2} == set(in_hung)
     assert counts(settings.db_path)["sent"] == 3000
+
+
+def test_sendgrid_request_on_the_wire_is_plain_json(project):
+    """What the provider writes on the socket: one Content-Type header, exactly
+    `application/json` (SendGrid answers 415 to a charset parameter), and the JSON body of
+    its personalizations, byte for byte as announced by Content-Length."""
+    import json
+    import socket
+    import threading
+
+    from newsletter.providers.base import Campaign, Recipient
+    from newsletter.providers.sendgrid import SendGridProvider
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    seen: dict[str, bytes] = {}
+
+    def serve_one() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(body) < length:
+                body += conn.recv(65536)
+            seen.update(head=head, body=body)
+            conn.sendall(b"HTTP/1.1 202 Accepted\r\nX-Message-Id: wire\r\n"
+                         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    try:
+        provider = SendGridProvider(KEY, host=f"http://127.0.0.1:{listener.getsockname()[1]}",
+                                    timeout=10)
+        campaign = Campaign("2011-05", "Subject", "<p>{{unsubscribe_url}}</p>",
+                            "{{unsubscribe_url}}", "news@example.org", "News")
+        url = "https://example.org/unsubscribe?t=abc"
+        results = provider.send_batch(campaign, [Recipient("ann@example.org", "Ann", url),
+                                                 Recipient("bob@example.org", None, url)])
+        thread.join(10)
+    finally:
+        listener.close()
+    assert [r.message_id for r in results] == ["wire", "wire"]
+    types = [line.split(b":", 1)[1].strip() for line in seen["head"].split(b"\r\n")
+             if line.lower().startswith(b"content-type:")]
+    assert types == [b"application/json"]
+    body = json.loads(seen["body"])
+    assert [p["to"] for p in body["personalizations"]] == [
+        [{"email": "ann@example.org", "name": "Ann"}], [{"email": "bob@example.org"}]]

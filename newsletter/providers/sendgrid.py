@@ -272,12 +272,17 @@ class SendGridProvider:
         self._head_json = None
 
 
-# A JSON body we encoded ourselves goes through python_http_client's documented path for a
-# string body: any Content-Type other than exactly "application/json" makes it send
-# `request_body.encode("utf-8")` as is, instead of json.dumps-ing a dict again. The charset
-# parameter is what SendGrid's own C# library sends. (Header names: python_http_client keeps
-# them in a dict merged into the client's; ours replaces its default Content-Type.)
-_JSON_TYPE = {"Content-Type": "application/json; charset=utf-8"}
+# A JSON body we encoded ourselves, sent as is. python_http_client json.dumps the body
+# unless the "Content-Type" it holds differs from exactly "application/json"; then it sends
+# `request_body.encode("utf-8")`. SendGrid, though, answers 415 to anything but a plain
+# "application/json" (a charset parameter included: sendgrid-csharp issues 910 and 929).
+# So two spellings of the one header: python_http_client looks up "Content-Type" (not JSON:
+# send the string as is), and urllib.request.Request, which files every header name as
+# name.capitalize() where a later one replaces an earlier one, sends the last of the two:
+# "Content-type: application/json". The order of this dict matters; a test checks what
+# arrives on the wire.
+_JSON_TYPE = {"Content-Type": "application/x-newsletter-prebuilt",
+              "content-type": "application/json"}
 
 
 class _Payload(bytes):

@@ -276,7 +276,7 @@ def send_all(
                 progress(report)
             try:
                 if len(workers) == 1:
-                    _worker(run, workers[0], conn)
+                    _worker(run, workers[0], conn, overlap=True)
                 else:
                     _parallel(run, workers)
             finally:
@@ -321,29 +321,45 @@ def _parallel(run: _Run, workers: list[Provider]) -> None:
             t.join()
 
 
-def _worker(run: _Run, provider: Provider, conn) -> None:
+def _worker(run: _Run, provider: Provider, conn, *, overlap: bool = False) -> None:
     ledger = store.Ledger(conn, run.slug)
     outcomes: list = []  # the previous batch's, written together with the next claim
     try:
-        _work(run, provider, ledger, outcomes)
+        _work(run, provider, ledger, outcomes, overlap)
     finally:
-        if outcomes:
-            with run.db_lock:
-                ledger.record(outcomes)
+        try:
+            if outcomes:
+                with run.db_lock:
+                    ledger.record(outcomes)
+        finally:
+            ledger.close()
 
 
-def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list) -> None:
+def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list,
+          overlap: bool = False) -> None:
     from newsletter.tokens import unsubscribe_urls
 
     report = run.report
     url_of = unsubscribe_urls(run.settings)  # the signing key prepared once per send
+    prepare = getattr(provider, "prepare", None)
+
+    def recipients_of(claimed: list[store.Claimed]) -> list[Recipient]:
+        recipients = [Recipient(c.email, c.name, url_of(c.email)) for c in claimed]
+        if prepare is not None:
+            prepare(run.campaign, recipients)  # e.g. build the request body now
+        return recipients
+
     while True:
         if run.stopping():
             if not run.errors:
                 report.stopped = True
             return
+        # One connection (overlap): the batch's links and request are made while the claim
+        # commits in a helper thread (store.Ledger.claim); it returns once that is durable.
+        # Several: each worker holds db_lock for its claim only, so they are made after.
         with run.db_lock:
-            claimed, skipped = ledger.claim(run.size, outcomes)
+            claimed, skipped, recipients = ledger.claim(
+                run.size, outcomes, recipients_of if overlap else None)
         outcomes.clear()
         if skipped:
             with run.lock:
@@ -352,7 +368,8 @@ def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list) -
             if skipped:
                 continue
             return
-        recipients = [Recipient(c.email, c.name, url_of(c.email)) for c in claimed]
+        if recipients is None:
+            recipients = recipients_of(claimed)
         run.pacer.wait(len(recipients))
         try:
             results = _send_with_retries(provider, run.campaign, recipients,

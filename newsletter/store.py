@@ -20,10 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from newsletter.errors import StoreError
 
@@ -436,6 +437,8 @@ def _claim(conn: sqlite3.Connection, issue: str, limit: int) -> tuple[list[Claim
     return take, len(drop)
 
 
+T = TypeVar("T")
+
 # (state, message_id, error, the Claimed rows with that outcome)
 Outcomes = tuple[str, "str | None", "str | None", Sequence[Claimed]]
 
@@ -455,15 +458,69 @@ class Ledger:
         self.conn = conn
         self.issue = issue
         self._version: int | None = None  # data_version at the end of the last claim
+        self._helper = None  # a one-thread pool, for claim(meanwhile=...)
 
-    def claim(self, limit: int, outcomes: Sequence[Outcomes] = ()
-              ) -> tuple[list[Claimed], int]:
-        """(claimed, skipped) as claim() gives them, after writing `outcomes`."""
-        with transaction(self.conn):
-            self._write(outcomes, self._fresh())
-            claimed = _claim(self.conn, self.issue, limit)
-            self._version = self._data_version()
-        return claimed
+    def claim(self, limit: int, outcomes: Sequence[Outcomes] = (),
+              meanwhile: Callable[[list[Claimed]], T] | None = None
+              ) -> tuple[list[Claimed], int, T | None]:
+        """(claimed, skipped) as claim() gives them, after writing `outcomes`, and what
+        `meanwhile(claimed)` returned (None when not called: nothing claimed).
+
+        `meanwhile` (e.g. signing the batch's links and building its request) runs in this
+        thread while a helper thread writes `outcomes` and commits, which is SQLite work
+        and an fsync, done without the GIL. claim returns only once the commit is done, so
+        nothing can be sent before its in_flight rows are durable; if the commit fails, the
+        error is raised and what `meanwhile` made is dropped. If `meanwhile` raises, the
+        batch goes back to pending (nothing of it was sent) and the error is raised.
+        """
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fresh = self._fresh()
+            claimed, skipped = _claim(conn, self.issue, limit)
+            version = self._data_version()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if meanwhile is None or not claimed:
+            self._finish(outcomes, fresh)
+            self._version = version
+            return claimed, skipped, None
+        if self._helper is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
+        begun = threading.Event()
+        finishing = self._helper.submit(self._finish, outcomes, fresh, begun)
+        begun.wait()  # hand the GIL over: the helper is inside SQLite before we compute
+        try:
+            made = meanwhile(claimed)
+        except BaseException:  # e.g. a second Ctrl-C: these rows were certainly not sent
+            finishing.result()  # (if this raises, it was all rolled back: nothing to undo)
+            self._version = version
+            self.release(claimed)
+            raise
+        finishing.result()  # re-raises a failed write or commit
+        self._version = version
+        return claimed, skipped, made
+
+    def _finish(self, outcomes: Sequence[Outcomes], fresh: bool,
+                begun: threading.Event | None = None) -> None:
+        """Write the outcomes and commit the open transaction (ROLLBACK on any error)."""
+        if begun is not None:
+            begun.set()
+        try:
+            self._write(outcomes, fresh)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:  # a failed COMMIT may have rolled back already
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+            self._helper = None
 
     def record(self, outcomes: Sequence[Outcomes]) -> None:
         if outcomes:

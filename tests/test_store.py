@@ -227,13 +227,13 @@ def test_ledger_writes_outcomes_by_rowid_or_by_address_after_another_writer(tmp_
     emails = add(conn, 6)
     store.seed(conn, "i")
     ledger = store.Ledger(conn, "i")
-    first, skipped = ledger.claim(3)
-    assert [c.email for c in first] == emails[:3] and skipped == 0
+    first, skipped, made = ledger.claim(3)
+    assert [c.email for c in first] == emails[:3] and skipped == 0 and made is None
     other = store.connect(path)
     store.unsubscribe(other, emails[4])  # another connection commits meanwhile
     other.close()
-    second, skipped = ledger.claim(3, [("sent", "m1", None, first[:2]),
-                                      ("rejected", None, "bad", first[2:])])
+    second, skipped, _ = ledger.claim(3, [("sent", "m1", None, first[:2]),
+                                         ("rejected", None, "bad", first[2:])])
     assert [c.email for c in second] == [emails[3], emails[5]] and skipped == 1
     ledger.record([("sent", "m2", None, second)])  # nobody else wrote: by rowid
     rows = dict(conn.execute("SELECT email, state || ':' || IFNULL(message_id, '') FROM sends"))
@@ -241,3 +241,43 @@ def test_ledger_writes_outcomes_by_rowid_or_by_address_after_another_writer(tmp_
                     emails[3]: "sent:m2", emails[5]: "sent:m2"}
     ledger.record([("failed", None, "late", second)])  # only in-flight rows take an outcome
     assert store.ledger_counts(conn, "i")["sent"] == 4
+
+
+def test_ledger_claim_meanwhile_returns_only_once_committed(tmp_path):
+    """claim(meanwhile=f): f gets the claimed rows while the outcomes are written and the
+    transaction commits in a helper thread; when claim returns, another connection sees the
+    batch in_flight and the previous outcomes. A failing write or commit raises and keeps
+    nothing of the transaction (the new batch is still pending)."""
+    path = tmp_path / "n.db"
+    conn = store.connect(path)
+    emails = add(conn, 4)
+    store.seed(conn, "i")
+    ledger = store.Ledger(conn, "i")
+    try:
+        first, _, made = ledger.claim(2, meanwhile=lambda rows: [c.email for c in rows])
+        assert made == emails[:2]
+        second, _, made = ledger.claim(2, [("sent", "m", None, first)],
+                                       meanwhile=lambda rows: len(rows))
+        assert made == 2 and [c.email for c in second] == emails[2:]
+        other = store.connect(path)
+        states = dict(other.execute("SELECT email, state FROM sends"))
+        assert states == {emails[0]: "sent", emails[1]: "sent",
+                          emails[2]: "in_flight", emails[3]: "in_flight"}
+        other.close()
+        store.add_subscriber(conn, "late@example.org")
+        store.seed(conn, "i")  # one more pending row for the next claim
+        with pytest.raises(sqlite3.IntegrityError):  # CHECK (state IN ...) in the helper
+            ledger.claim(2, [("bogus", None, None, second)], meanwhile=lambda rows: rows)
+        assert not conn.in_transaction
+        counts = store.ledger_counts(conn, "i")
+        assert counts["in_flight"] == 2 and counts["pending"] == 1  # all rolled back
+
+        def interrupted(rows):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):  # the outcomes stay written, the batch pending
+            ledger.claim(2, [("sent", "m", None, second)], meanwhile=interrupted)
+        counts = store.ledger_counts(conn, "i")
+        assert counts["sent"] == 4 and counts["in_flight"] == 0 and counts["pending"] == 1
+    finally:
+        ledger.close()

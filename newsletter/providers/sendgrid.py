@@ -70,6 +70,7 @@ class SendGridProvider:
         self._client = None
         self._content: tuple[Campaign, dict] | None = None
         self._head_json: tuple[Campaign, str] | None = None
+        self._ready: tuple | None = None  # (campaign, recipients, body) from prepare()
         self.requests_made = 0
         _bypass_proxy_for_loopback(self.host)
 
@@ -206,8 +207,23 @@ class SendGridProvider:
         return self._head_json[1]
 
     # -- sending -------------------------------------------------------------------------
+    def prepare(self, campaign: Campaign, recipients: Sequence[Recipient]) -> None:
+        """Build the body of the coming send_batch(campaign, recipients) now (the sender
+        does this while its ledger commits). Only a call with these very objects uses it;
+        an error here is left for send_batch to raise in its own time."""
+        try:
+            built = self._build(campaign, recipients)
+        except Exception:  # noqa: BLE001 -- send_batch builds again and raises it
+            self._ready = None
+            return
+        self._ready = (campaign, recipients, built)
+
     def send_batch(self, campaign: Campaign, recipients: Sequence[Recipient]) -> list[Result]:
-        body, early = self._build(campaign, recipients)
+        ready, self._ready = self._ready, None
+        if ready is not None and ready[0] is campaign and ready[1] is recipients:
+            body, early = ready[2]
+        else:
+            body, early = self._build(campaign, recipients)
         if None not in early:  # nobody left to send to
             return [r for r in early if r is not None]
         status, message_id, error = self._post(body)
@@ -270,6 +286,7 @@ class SendGridProvider:
         self._client = None
         self._content = None
         self._head_json = None
+        self._ready = None
 
 
 # A JSON body we encoded ourselves, sent as is. python_http_client json.dumps the body

@@ -9,7 +9,9 @@ sees another address). The issue is sent once as content; each personalization c
 unsubscribe URL as `substitutions` (the text part gets the URL, the HTML part the HTML-escaped
 URL, under two keys) and, for subscriber sends, its own `List-Unsubscribe` and
 `List-Unsubscribe-Post` headers. `categories: [slug]` and `custom_args: {"issue": slug}` let
-Event Webhook posts be matched back to the issue.
+Event Webhook posts be matched back to the issue. The body is written here as JSON text (one
+fragment per personalization) and posted pre-encoded through the package's client, with
+`Content-Type: application/json` (see _JSON_TYPE); `build_body` gives it back as a dict.
 
 Outcomes: 2xx -> every recipient SENT with the request's X-Message-Id; 429, 408 and 5xx ->
 RetryableError (retry_after from Retry-After or X-RateLimit-Reset); 401/403 ->
@@ -209,8 +211,8 @@ class SendGridProvider:
     # -- sending -------------------------------------------------------------------------
     def prepare(self, campaign: Campaign, recipients: Sequence[Recipient]) -> None:
         """Build the body of the coming send_batch(campaign, recipients) now (the sender
-        does this while its ledger commits). Only a call with these very objects uses it;
-        an error here is left for send_batch to raise in its own time."""
+        does this while its ledger commits). Only a call with these very objects, unchanged,
+        uses it; an error here is left for send_batch to raise in its own time."""
         try:
             built = self._build(campaign, recipients)
         except Exception:  # noqa: BLE001 -- send_batch builds again and raises it

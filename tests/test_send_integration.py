@@ -201,26 +201,38 @@ def _cli(project: Path, *args: str, env: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.slow
-def test_killed_halfway_then_rerun_no_duplicates(project, monkeypatch):
+SEND_ALL = ("send", ISSUE, "--all", "--yes", "--force", "--offline")
+
+
+def start_send_to_slow_peer(project: Path, monkeypatch, peer: SmtpPeer, *, subscribers: int,
+                            connections: int, until: int):
+    """`send --all` in a subprocess, 20 a batch, to a peer taking 10 ms a message; returns
+    once `until` messages arrived: (settings, emails, env, proc)."""
     toml = project / "newsletter.toml"
     toml.write_text(toml.read_text(encoding="utf-8").replace("batch_size = 1000",
                                                              "batch_size = 20"),
                     encoding="utf-8")
+    _slow(peer, 0.01)
+    env = {"NEWSLETTER_PROVIDER": "smtp", "SMTP_URL": peer.url(),
+           "NEWSLETTER_CONNECTIONS": str(connections)}
+    monkeypatch.setenv("NEWSLETTER_PROVIDER", "smtp")
+    monkeypatch.setenv("SMTP_URL", peer.url())
+    settings = fresh_settings(project)
+    emails = add_subscribers(settings.db_path, subscribers)
+    proc = _cli(project, *SEND_ALL, env=env)
+    deadline = time.monotonic() + 60
+    while len(peer.messages) < until and proc.poll() is None:
+        assert time.monotonic() < deadline, "the send did not get going"
+        time.sleep(0.01)
+    return settings, emails, env, proc
+
+
+@pytest.mark.slow
+def test_killed_halfway_then_rerun_no_duplicates(project, monkeypatch):
     with SmtpPeer() as peer:
-        _slow(peer, 0.01)
-        env = {"NEWSLETTER_PROVIDER": "smtp", "SMTP_URL": peer.url(),
-               "NEWSLETTER_CONNECTIONS": "2"}
-        monkeypatch.setenv("NEWSLETTER_PROVIDER", "smtp")
-        monkeypatch.setenv("SMTP_URL", peer.url())
-        settings = fresh_settings(project)
-        emails = add_subscribers(settings.db_path, 400)
-        args = ("send", ISSUE, "--all", "--yes", "--force", "--offline")
-        proc = _cli(project, *args, env=env)
-        deadline = time.monotonic() + 60
-        while len(peer.messages) < 150 and proc.poll() is None:
-            assert time.monotonic() < deadline, "the send did not get going"
-            time.sleep(0.01)
+        settings, emails, env, proc = start_send_to_slow_peer(
+            project, monkeypatch, peer, subscribers=400, connections=2, until=150)
+        args = SEND_ALL
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert proc.returncode == -signal.SIGKILL

@@ -191,9 +191,10 @@ def test_from_settings() -> None:
     with pytest.raises(ConfigError) as caught:
         SendGridProvider.from_settings(settings())
     assert caught.value.field == "SENDGRID_API_KEY"
-    with pytest.raises(ConfigError) as caught:
-        SendGridProvider.from_settings(settings(SENDGRID_API_KEY=KEY, SENDGRID_TIMEOUT="soon"))
-    assert caught.value.field == "SENDGRID_TIMEOUT"
+    for bad in ("soon", "0", "-1", "nan", "inf"):
+        with pytest.raises(ConfigError) as caught:
+            SendGridProvider.from_settings(settings(SENDGRID_API_KEY=KEY, SENDGRID_TIMEOUT=bad))
+        assert caught.value.field == "SENDGRID_TIMEOUT"
     p = SendGridProvider.from_settings(settings(
         SENDGRID_API_KEY=KEY, SENDGRID_API_HOST="http://127.0.0.1:9/", SENDGRID_TIMEOUT="2.5"))
     assert (p.host, p.timeout) == ("http://127.0.0.1:9", 2.5)

@@ -89,7 +89,10 @@ class SendGridProvider:
         try:
             timeout = float(getenv("SENDGRID_TIMEOUT") or 30)
         except ValueError:
-            raise ConfigError("must be a number of seconds", field="SENDGRID_TIMEOUT") from None
+            timeout = -1.0
+        if not 0 < timeout < float("inf"):  # the socket refuses 0, negatives and nan
+            raise ConfigError("must be a number of seconds greater than 0",
+                              field="SENDGRID_TIMEOUT")
         return cls(getenv("SENDGRID_API_KEY") or "", host=host, timeout=timeout)
 
     @property

@@ -76,6 +76,23 @@ def test_normalise_email():
         store.normalise_email("a@b@c.org")
 
 
+def test_normalise_email_idna_domain_is_one_address(conn):
+    # The providers send to the IDNA (xn--) form and SendGrid's webhook reports that form:
+    # both spellings must be the one subscriber row (else two copies, or a bounce that
+    # suppresses nobody).
+    assert store.normalise_email("d@xn--bcher-kva.example") == "d@bücher.example"
+    assert store.normalise_email("d@bücher.example") == "d@bücher.example"
+    from newsletter import lifecycle
+
+    store.add_subscriber(conn, store.normalise_email("d@bücher.example"))
+    with store.transaction(conn):
+        applied = lifecycle.apply_events(conn, [{"sg_event_id": "e1", "event": "bounce",
+                                                 "email": "d@xn--bcher-kva.example",
+                                                 "timestamp": 1, "issue": "2011-05"}])
+    assert applied.suppressed == 1
+    assert store.get_subscriber(conn, "d@bücher.example").status == "suppressed"
+
+
 def test_add_get_unsubscribe(conn):
     s = store.add_subscriber(conn, "a@example.org", "Ann", consent_source="form")
     assert s.status == "active" and s.consent_source == "form" and s.consent_at

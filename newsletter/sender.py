@@ -370,7 +370,12 @@ def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list,
             return
         if recipients is None:
             recipients = recipients_of(claimed)
-        run.pacer.wait(len(recipients))
+        try:
+            run.pacer.wait(len(recipients))
+        except BaseException:  # a second Ctrl-C while waiting: this batch was not sent
+            with run.db_lock:
+                ledger.release(claimed)
+            raise
         try:
             results = _send_with_retries(provider, run.campaign, recipients,
                                          attempts=run.max_attempts, backoff=run.backoff,

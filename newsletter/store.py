@@ -496,15 +496,17 @@ class Ledger:
             self._helper = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
         begun = threading.Event()
         finishing = self._helper.submit(self._finish, outcomes, fresh, begun)
-        begun.wait()  # hand the GIL over: the helper is inside SQLite before we compute
         try:
+            begun.wait()  # hand the GIL over: the helper is inside SQLite before we compute
             made = meanwhile(claimed)
+            finishing.result()  # re-raises a failed write or commit
         except BaseException:  # e.g. a second Ctrl-C: these rows were certainly not sent
-            finishing.result()  # (if this raises, it was all rolled back: nothing to undo)
-            self._version = version
-            self.release(claimed)
+            # Wait for the helper even through another Ctrl-C (it holds the connection's
+            # transaction); if its commit failed, it was all rolled back: nothing to undo.
+            if _settled(finishing):
+                self._version = version
+                self.release(claimed)
             raise
-        finishing.result()  # re-raises a failed write or commit
         self._version = version
         return claimed, skipped, made
 
@@ -556,6 +558,20 @@ class Ledger:
                            " last_error = ?, updated_at = ?"
                            " WHERE issue = ? AND state = 'in_flight' AND email IN ({})",
                            (state, mid, err, stamp, self.issue), [c.email for c in rows])
+
+
+def _settled(future) -> bool:
+    """Wait until `future` is done, even if interrupted (KeyboardInterrupt) meanwhile; True
+    when it succeeded. Its own errors come from a helper thread, never a KeyboardInterrupt."""
+    while True:
+        try:
+            future.result()
+            return True
+        except KeyboardInterrupt:
+            if future.done() and future.exception() is not None:
+                return False
+        except BaseException:
+            return False
 
 
 # The next pending rows of an issue, in claim order, with what a claim needs to know.

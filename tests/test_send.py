@@ -319,3 +319,24 @@ def test_a_test_send_that_cannot_be_recorded_does_not_go_out(settings, project, 
     with pytest.raises(StoreError, match="cannot create the database folder"):
         sender.send_test(rendered(), load_settings(project / "newsletter.toml"))
     assert not (project / "outbox").exists()
+
+
+def test_interrupt_while_waiting_for_the_rate_limit_puts_the_batch_back(settings):
+    """A second Ctrl-C (KeyboardInterrupt) while the sender waits for its rate limit: the
+    batch it had claimed was certainly not sent, so it goes back to pending instead of
+    staying in_flight (which the next run would report as unknown)."""
+    import dataclasses
+    import signal
+
+    add_subscribers(settings.db_path, 15)
+    limited = dataclasses.replace(settings, rate_limit=5.0)  # batches of 5, one a second
+    provider = RecordingProvider()
+    main = threading.main_thread().ident
+    timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        sender.send_all(rendered(), limited, provider)
+    timer.join()
+    assert len(provider.delivered) == 5
+    c = counts(settings.db_path)
+    assert (c["sent"], c["pending"], c["in_flight"], c["unknown"]) == (5, 10, 0, 0)

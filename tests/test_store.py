@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 import tracemalloc
 
 import pytest
@@ -296,5 +297,41 @@ def test_ledger_claim_meanwhile_returns_only_once_committed(tmp_path):
             ledger.claim(2, [("sent", "m", None, second)], meanwhile=interrupted)
         counts = store.ledger_counts(conn, "i")
         assert counts["sent"] == 4 and counts["in_flight"] == 0 and counts["pending"] == 1
+    finally:
+        ledger.close()
+
+
+def test_ledger_claim_interrupted_while_waiting_for_the_commit(tmp_path, monkeypatch):
+    """A Ctrl-C (KeyboardInterrupt in the main thread) that arrives while claim waits for
+    the helper's commit: claim waits for the helper to finish, then puts the new batch back
+    to pending (nothing of it was sent), instead of leaving it in_flight (reported unknown
+    by the next run) with the helper still inside a transaction on the connection."""
+    import signal
+    import threading
+
+    path = tmp_path / "n.db"
+    conn = store.connect(path)
+    emails = add(conn, 4)
+    store.seed(conn, "i")
+    ledger = store.Ledger(conn, "i")
+    real_write = ledger._write
+
+    def slow_write(outcomes, by_rowid):  # runs in the helper thread
+        time.sleep(0.6)
+        real_write(outcomes, by_rowid)
+
+    try:
+        first, _, _ = ledger.claim(2, meanwhile=len)
+        monkeypatch.setattr(ledger, "_write", slow_write)
+        main = threading.main_thread().ident
+        timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            ledger.claim(2, [("sent", "m", None, first)], meanwhile=len)
+        timer.join()
+        assert not conn.in_transaction
+        states = dict(conn.execute("SELECT email, state FROM sends"))
+        assert states == {emails[0]: "sent", emails[1]: "sent",
+                          emails[2]: "pending", emails[3]: "pending"}
     finally:
         ledger.close()

@@ -164,9 +164,12 @@ def _text(value: Any, limit: int = _MAX_FIELD) -> str | None:
 def event_issue(event: Mapping[str, Any]) -> str | None:
     """The issue slug an event belongs to: custom_args `issue` (SendGrid puts custom_args at
     the top level of each event; a nested `custom_args` is accepted too), else the category
-    that looks like a slug, else the first category."""
+    that looks like a slug, else the first category. None for a test send's event."""
     issue = event.get("issue")
     nested = event.get("custom_args")
+    test = event.get("test") or (nested.get("test") if isinstance(nested, Mapping) else None)
+    if test == "1":  # a test send's copy (providers/sendgrid.py): not the issue's audience
+        return None
     if not issue and isinstance(nested, Mapping):
         issue = nested.get("issue")
     if isinstance(issue, str) and issue:

@@ -91,6 +91,8 @@ def test_test_send_has_no_list_unsubscribe_headers(sg) -> None:
     body = sg.requests[0].body
     assert body["subject"] == "[TEST] " + SUBJECT
     assert "headers" not in body["personalizations"][0]
+    # marked, so the Event Webhook does not count reviewers' copies as the issue's
+    assert body["custom_args"] == {"issue": "2011-05", "test": "1"}
 
 
 def test_2500_recipients_in_three_requests(sg) -> None:

@@ -35,6 +35,10 @@ def test_event_issue_from_custom_args_or_categories() -> None:
     assert lifecycle.event_issue({"category": "confirm"}) == "confirm"
     assert lifecycle.event_issue({"category": [1, None]}) is None
     assert lifecycle.event_issue({}) is None
+    # events of test sends (custom_args test=1) belong to no issue: not counted by `status`
+    assert lifecycle.event_issue({"issue": "2011-05", "test": "1", "category": ["2011-05"]}) \
+        is None
+    assert lifecycle.event_issue({"custom_args": {"issue": "2011-05", "test": "1"}}) is None
 
 
 def test_blocked_bounce_is_recorded_but_does_not_suppress(conn) -> None:

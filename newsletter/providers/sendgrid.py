@@ -117,7 +117,8 @@ class SendGridProvider:
                  "value": campaign.html.replace(UNSUBSCRIBE_PLACEHOLDER, HTML_KEY)},
             ],
             "categories": [campaign.slug[:255]],
-            "custom_args": {"issue": campaign.slug},
+            # test=1: the Event Webhook must not count reviewers' copies as the issue's
+            "custom_args": {"issue": campaign.slug, **({"test": "1"} if campaign.test else {})},
             "headers": {"List-Id": list_id(campaign)},
         }
         if campaign.from_name:

@@ -375,3 +375,23 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(monkeypatch):
     update(report)
     finish()
     assert pipe.getvalue() == "sent 5, other 0 (5/10, 5/s)\n"
+
+
+def test_recipients_that_failed_make_the_send_exit_1(project, settings):
+    """A recipient the server refused for now (4xx) was not sent: the command says so and
+    exits 1 (a script must not take it for a complete send); a rerun sends it."""
+    from tests.support.smtp_server import SmtpPeer
+
+    emails = add_subscribers(settings.db_path, 3)
+    with SmtpPeer(reject={emails[1]: "450 4.7.1 try again later"}) as peer:
+        env = {"NEWSLETTER_PROVIDER": "smtp", "SMTP_URL": peer.url(),
+               "NEWSLETTER_CONNECTIONS": "1"}  # one batch of 3, not 3 batches of 1
+        result = run("send", ISSUE, "--all", "--yes", "--force", "--offline", env=env)
+        assert result.exit_code == 1, result.stdout
+        assert "1 recipient(s) failed" in result.stderr
+        assert "run the same command again" in result.stderr
+        assert counts(settings.db_path)["failed"] == 1
+        peer.handler.reject.clear()
+        result = run("send", ISSUE, "--all", "--yes", "--force", "--offline", env=env)
+        assert result.exit_code == 0, result.stderr
+        assert sorted(r for m in peer.messages for r in m.rcpt_tos) == emails

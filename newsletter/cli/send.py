@@ -212,6 +212,10 @@ def _print_report(report) -> None:
     if report.unknown_total:
         raise UserError("not everyone is known to have it: check the provider's activity log,"
                         " then rerun with --retry-unknown to resend those on purpose")
+    if report.failed:
+        # Certainly not sent (a 4xx, the server gone mid-batch): not a complete send.
+        raise UserError(f"{report.failed} recipient(s) failed (certainly not accepted):"
+                        " run the same command again to retry them")
 
 
 def _stop_on_ctrl_c():

@@ -267,6 +267,13 @@ def test_unknown_reported_then_retry_unknown(project, settings):
     assert counts(settings.db_path)["sent"] == 4
 
 
+def test_status_of_a_misspelt_issue_is_an_error(project, settings):
+    assert one_line_error(run("status", "issues/2011-5.yaml")) == (
+        "issues/2011-5.yaml: file not found (and no send of '2011-5' in the ledger)")
+    result = run("status", ISSUE)  # exists, never sent: all zero
+    assert result.exit_code == 0 and "0 recipient(s)" in result.stdout
+
+
 def test_status_counts_and_events(project, settings):
     add_subscribers(settings.db_path, 3)
     run("send", ISSUE, "--test")

@@ -285,6 +285,10 @@ def status(issue: str) -> None:
     finally:
         conn.close()
     total = sum(counts.values())
+    if total == 0 and not Path(issue).exists():
+        # A typo (issues/2011-5.yaml) should not look like an issue nobody was sent;
+        # a deleted issue file with a ledger still reports its ledger.
+        raise UserError(f"{issue}: file not found (and no send of '{slug}' in the ledger)")
     click.echo(f"{slug}: {total} recipient(s) in the send ledger")
     for state in STATE_ORDER:
         click.echo(f"  {state:<12}{counts[state]:>8}")

@@ -95,7 +95,10 @@ def score_message(eml: bytes, *, timeout: float = DEFAULT_TIMEOUT,
     command = [exe, "-t", "-L", "-x", "--cf=use_bayes 0", "--cf=bayes_auto_learn 0"]
     # A throwaway HOME: spamassassin creates ~/.spamassassin even with -x.
     with tempfile.TemporaryDirectory(prefix="newsletter-sa-") as home:
-        env = {**os.environ, "HOME": home}
+        # Only what spamassassin needs: never our secrets (API keys, SMTP passwords).
+        env = {k: v for k, v in os.environ.items()
+               if k in ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "PERL5LIB")}
+        env["HOME"] = home
         done = _run(command, eml, timeout, env)
     output = done.stdout.decode("utf-8", "replace")
     score = parse_report(output)

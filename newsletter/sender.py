@@ -417,8 +417,9 @@ def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list,
             _record_unknown(run, ledger, claimed, f"unexpected error in flight: {exc!r}")
             raise
         outcomes.extend(_tally(run, claimed, results))
-        if results and all(r.status == Status.FAILED for r in results):
+        if len(results) > 1 and all(r.status == Status.FAILED for r in results):
             # The provider refused a whole batch (e.g. HTTP 400): the next would fare the same.
+            # (A batch of one is one recipient's answer, e.g. a greylisting 450: go on.)
             run.stop.set()
             raise ProviderError(
                 f"refused a whole batch ({results[0].error}); the send stopped"

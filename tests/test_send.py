@@ -14,7 +14,7 @@ import pytest
 
 from newsletter import sender, store
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
-from newsletter.providers.base import RetryableError, Status
+from newsletter.providers.base import Result, RetryableError, Status
 from newsletter.tokens import read_token
 from tests.support.sending import RecordingProvider, add_subscribers, counts, rendered
 
@@ -288,6 +288,22 @@ def test_a_batch_refused_whole_stops_the_send(settings):
     assert len(provider.calls) == 1
     c = counts(settings.db_path)
     assert (c["failed"], c["pending"], c["in_flight"]) == (10, 20, 0)
+
+
+def test_a_refused_batch_of_one_does_not_stop_the_send(settings):
+    """With tiny batches one greylisted (450) recipient is that recipient's answer, not the
+    provider refusing everything: the others are still sent, the one is retried next run."""
+    emails = add_subscribers(settings.db_path, 3)
+
+    class GreylistOne(RecordingProvider):
+        def send_batch(self, campaign, recipients):
+            results = super().send_batch(campaign, recipients)
+            return [Result(r.email, Status.FAILED, error="450 greylisted")
+                    if r.email == emails[0] else r for r in results]
+
+    report = sender.send_all(rendered(), settings, GreylistOne(max_batch=1))
+    assert (report.sent, report.failed) == (2, 1)
+    assert counts(settings.db_path)["failed"] == 1
 
 
 def test_unsubscribe_urls_are_unsubscribe_url(settings):

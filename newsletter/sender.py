@@ -549,7 +549,7 @@ def _send_lock(db_path: Path) -> Iterator[None]:
     in-flight rows unknown. An OS lock, so a killed process never leaves it stale."""
     import fcntl
 
-    path = Path(f"{db_path}-send.lock")
+    path = Path(f"{Path(db_path).resolve()}-send.lock")  # one lock however the path is spelt
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

@@ -127,6 +127,18 @@ class Settings:
         return path if path.is_absolute() else self.root / path
 
 
+def env_seconds(getenv, name: str, default: float) -> float:
+    """A timeout from the environment: a finite number of seconds above 0 (sockets refuse 0,
+    negatives and nan), or ConfigError naming the variable."""
+    try:
+        value = float(getenv(name) or default)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ConfigError("must be a number of seconds greater than 0", field=name)
+    return value
+
+
 def find_config(start: Path | None = None) -> Path:
     """`NEWSLETTER_CONFIG` if set, else the nearest newsletter.toml from `start` upwards."""
     explicit = os.environ.get("NEWSLETTER_CONFIG")

@@ -34,6 +34,7 @@ from html import escape
 from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 from urllib.parse import urlsplit
 
+from newsletter.config import env_seconds
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 from newsletter.message import (
     MAX_LINE,
@@ -86,13 +87,7 @@ class SendGridProvider:
         if urlsplit(host).scheme not in ("http", "https") or not urlsplit(host).hostname:
             raise ConfigError("must be an http(s) URL such as https://api.sendgrid.com",
                               field="SENDGRID_API_HOST")
-        try:
-            timeout = float(getenv("SENDGRID_TIMEOUT") or 30)
-        except ValueError:
-            timeout = -1.0
-        if not 0 < timeout < float("inf"):  # the socket refuses 0, negatives and nan
-            raise ConfigError("must be a number of seconds greater than 0",
-                              field="SENDGRID_TIMEOUT")
+        timeout = env_seconds(getenv, "SENDGRID_TIMEOUT", 30)
         return cls(getenv("SENDGRID_API_KEY") or "", host=host, timeout=timeout)
 
     @property

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from newsletter.config import env_seconds
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 from newsletter.message import (
     AddressError,
@@ -137,16 +138,9 @@ class SmtpProvider:
                 "not set: put smtp://user:password@host:port (or smtps://...) in SMTP_URL",
                 field="SMTP_URL",
             )
-        try:
-            timeout = float(getenv("SMTP_TIMEOUT") or 30)
-        except ValueError:
-            timeout = -1.0
-        if not 0 < timeout < float("inf"):  # the socket refuses 0, negatives and nan
-            raise ConfigError("must be a number of seconds greater than 0",
-                              field="SMTP_TIMEOUT")
         return cls(
             parse_smtp_url(url),
-            timeout=timeout,
+            timeout=env_seconds(getenv, "SMTP_TIMEOUT", 30),
             context=tls_context(getenv),
             helo=getenv("SMTP_HELO"),
             allow_plain_auth=(getenv("SMTP_ALLOW_PLAIN_AUTH") or "") in ("1", "true", "yes"),

@@ -34,6 +34,10 @@ def _web_url(value: str) -> str:
         raise ValueError(f"must be an http:// or https:// address, not {value!r}")
     if any(c.isspace() for c in value):
         raise ValueError("must not contain spaces or line breaks")
+    if any(c in '"<>\\`' for c in value):
+        # not allowed in a URL (RFC 3986); mail clients and link checkers cut the link there
+        raise ValueError('must not contain " < > \\ or ` (write them percent-encoded, '
+                         'e.g. %22 for ")')
     return value
 
 

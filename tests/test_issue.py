@@ -168,6 +168,14 @@ def test_other_line_separators_in_subject(tmp_path: Path, separator: str) -> Non
                     "character)")
 
 
+@pytest.mark.parametrize("url", ['https://example.org/a"b', "https://example.org/<x>",
+                                 "https://example.org/a\\\\b"])
+def test_characters_not_allowed_in_a_url(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, GOOD.replace("https://example.org/more?x=1", url))
+    [line] = problems(path)
+    assert line.startswith(f"{path}:14: more[0].url: must not contain")
+
+
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://example.org/x", "data:text/html,x",
                                  "example.org/no-scheme"])
 def test_bad_scheme_in_a_field(tmp_path: Path, url: str) -> None:

@@ -66,11 +66,10 @@ def test_import_output_when_not_a_terminal_is_exactly_the_summary(project):
 
 
 def test_import_on_a_terminal_shows_the_bar(project, monkeypatch):
-    from newsletter.cli import subscribers as cli
 
     (project / "members.csv").write_text(MEMBERS, encoding="utf-8")
     drawn = io.StringIO()
-    monkeypatch.setattr(cli, "terminal_bar",
+    monkeypatch.setattr(progress_mod, "terminal_bar",
                         lambda label, **options: forced_bar(drawn, label, **options))
     result = CliRunner().invoke(main, ["subscribers", "import", "members.csv"])
     assert result.exit_code == 0 and "2 added" in result.stdout
@@ -82,7 +81,6 @@ def test_check_shows_url_progress_on_a_terminal_only(project, link_server, monke
     import json
     import re
 
-    from newsletter.cli import check as cli
     from tests.test_check_cli import local_links, write_issue
 
     local_links(project, link_server)
@@ -90,7 +88,7 @@ def test_check_shows_url_progress_on_a_terminal_only(project, link_server, monke
     plain = CliRunner().invoke(main, ["check", issue, "--json"])
     assert plain.stderr == ""  # not a terminal: nothing on stderr
     drawn = io.StringIO()
-    monkeypatch.setattr(cli, "terminal_bar",
+    monkeypatch.setattr(progress_mod, "terminal_bar",
                         lambda label, **options: forced_bar(drawn, label, **options))
     shown = CliRunner().invoke(main, ["check", issue, "--json"])
     assert shown.exit_code == plain.exit_code
@@ -101,10 +99,9 @@ def test_check_shows_url_progress_on_a_terminal_only(project, link_server, monke
 
 
 def test_archive_shows_issue_progress_on_a_terminal(project, seed_issue, monkeypatch):
-    from newsletter.cli import archive as cli
 
     drawn = io.StringIO()
-    monkeypatch.setattr(cli, "terminal_bar",
+    monkeypatch.setattr(progress_mod, "terminal_bar",
                         lambda label, **options: forced_bar(drawn, label, **options))
     result = CliRunner().invoke(main, ["archive"])
     assert result.exit_code == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.common import load_settings, reports_errors
-from newsletter.cli.progress import terminal_bar
+from newsletter.cli.progress import terminal_progress
 
 
 @click.command()
@@ -36,12 +36,8 @@ def archive(out: Path, include_future: bool) -> None:
 
     settings = load_settings()
     until = None if include_future else dt.date.today()
-    bar = terminal_bar("rendering issues", unit="issues", transient=True)  # terminal only
-    try:
-        pages = build_archive(settings, out, progress=bar.update if bar else None, until=until)
-    finally:
-        if bar:
-            bar.close()
+    with terminal_progress("rendering issues", unit="issues", transient=True) as progress:
+        pages = build_archive(settings, out, progress=progress, until=until)
     click.echo(f"wrote {out}/: index.html, feed.xml and {len(pages)} issue page"
                f"{'' if len(pages) == 1 else 's'}")
 

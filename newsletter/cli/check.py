@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.common import load_settings, reports_errors
-from newsletter.cli.progress import terminal_bar
+from newsletter.cli.progress import terminal_progress
 
 _STYLE = {"error": {"fg": "red", "bold": True}, "warning": {"fg": "yellow", "bold": True},
           "note": {"fg": "cyan"}}
@@ -75,13 +75,9 @@ def check(issue: Path, offline: bool, as_json: bool, timeout: float) -> None:
     rendered = render_issue(load_issue(issue), settings)
     # Requests can take a while: n/total on a terminal (stderr, gone when done); never in a
     # pipe, and never on stdout, so the report and --json read exactly as without it.
-    bar = terminal_bar("checking links and images", unit="URLs", transient=True)
-    try:
+    with terminal_progress("checking links and images", unit="URLs", transient=True) as progress:
         findings = run_checks(rendered, settings, offline=offline, timeout=timeout,
-                              progress=bar.update if bar else None)
-    finally:
-        if bar:
-            bar.close()
+                              progress=progress)
     totals = counts(findings)
     if as_json:
         click.echo(json.dumps({

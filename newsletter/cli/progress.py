@@ -8,6 +8,8 @@ is actually shown, so importing this module costs nothing on the fast paths (bui
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -81,3 +83,15 @@ class Bar:
 def terminal_bar(label: str, **options: Any) -> Bar | None:
     """A `Bar` on stderr when it is a terminal, else None (print nothing extra)."""
     return Bar(label, **options) if on_terminal() else None
+
+
+@contextmanager
+def terminal_progress(label: str, **options: Any) -> Iterator[Callable[..., None] | None]:
+    """`with terminal_progress(...) as progress:` gives a library's `progress(done, total)`
+    callback drawing a bar on a terminal (closed afterwards), or None elsewhere."""
+    bar = terminal_bar(label, **options)
+    try:
+        yield bar.update if bar else None
+    finally:
+        if bar:
+            bar.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.common import UserError, load_settings, reports_errors
-from newsletter.cli.progress import terminal_bar
+from newsletter.cli.progress import terminal_bar, terminal_progress
 
 STATE_ORDER = ("sent", "queued", "failed", "rejected", "unknown", "pending")
 # (label, SendGrid event names summed)
@@ -105,13 +105,8 @@ def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
     from newsletter.checks import run_checks
 
     problems: list[str] = []
-    bar = terminal_bar("checking links and images", unit="URLs", transient=True)
-    try:
-        findings = run_checks(rendered, settings, offline=offline,
-                              progress=bar.update if bar else None)
-    finally:
-        if bar:
-            bar.close()
+    with terminal_progress("checking links and images", unit="URLs", transient=True) as progress:
+        findings = run_checks(rendered, settings, offline=offline, progress=progress)
     errors = [f for f in findings if f.level == "error"]
     for f in errors:
         click.echo(f"check error: {f.category}: {f.message}"

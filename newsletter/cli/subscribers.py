@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from newsletter.cli.common import UserError, load_settings, reports_errors
-from newsletter.cli.progress import terminal_bar
+from newsletter.cli.progress import terminal_progress
 
 
 def _connect():
@@ -59,13 +59,11 @@ def import_(file: str, resubscribe: bool) -> None:
     from newsletter.subscribers import import_csv
 
     conn = _connect()
-    bar = terminal_bar("importing", unit="rows")  # a terminal only: piped output is unchanged
     try:
-        summary = import_csv(conn, file, resubscribe=resubscribe,
-                             progress=bar.update if bar else None)
+        # a terminal only: piped output is unchanged
+        with terminal_progress("importing", unit="rows") as progress:
+            summary = import_csv(conn, file, resubscribe=resubscribe, progress=progress)
     finally:
-        if bar:
-            bar.close()
         conn.close()
     lines = summary.lines()
     click.echo(f"{file}: {lines[0]}")

@@ -252,6 +252,17 @@ def serve_202() -> None:
 # -- the parent ----------------------------------------------------------------------------
 
 
+def send_all_runs(project: Path, env: dict[str, str], n: int, repeats: int):
+    """`repeats` sends to a fresh database of n subscribers: (runs, median s, median CPU s)."""
+    runs = []
+    for _ in range(repeats):
+        make_db(project / "bench.db", n)
+        result = run_child("send-all", env)
+        assert result["sent"] == n, result
+        runs.append(result)
+    return runs, median([r["seconds"] for r in runs]), median([r["cpu"] for r in runs])
+
+
 def bench_sendgrid(work: Path, repeats: int, sizes: tuple[int, ...]) -> list[str]:
     project = make_project(work / "sg")
     server = subprocess.Popen([sys.executable, __file__, "serve-202"], stdout=subprocess.PIPE,
@@ -265,14 +276,7 @@ def bench_sendgrid(work: Path, repeats: int, sizes: tuple[int, ...]) -> list[str
                  "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
         best = {}
         for n in sizes:
-            runs = []
-            for _ in range(repeats):
-                make_db(project / "bench.db", n)
-                result = run_child("send-all", env)
-                assert result["sent"] == n, result
-                runs.append(result)
-            secs = median([r["seconds"] for r in runs])
-            cpu = median([r["cpu"] for r in runs])
+            runs, secs, cpu = send_all_runs(project, env, n, repeats)
             rss = max(r["maxrss_mb"] for r in runs)
             best[n] = n / secs
             lines.append(f"| {n:,} | send_all (1,000 per request, ledger) | "
@@ -319,14 +323,7 @@ def bench_smtp(work: Path, repeats: int, n: int) -> list[str]:
                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for connections in ("1", "4"):
             env = {**base, "NEWSLETTER_CONNECTIONS": connections}
-            runs = []
-            for _ in range(repeats):
-                make_db(project / "bench.db", n)
-                result = run_child("send-all", env)
-                assert result["sent"] == n, result
-                runs.append(result)
-            secs = median([r["seconds"] for r in runs])
-            cpu = median([r["cpu"] for r in runs])
+            runs, secs, cpu = send_all_runs(project, env, n, repeats)
             lines.append(f"| send_all (serialise once, fill per recipient, ledger) | "
                          f"{connections} | {n:,} | {secs:.2f} | {n / secs:,.0f} | "
                          f"{n / cpu:,.0f} | {max(r['maxrss_mb'] for r in runs):.0f} MB |")

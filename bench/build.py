@@ -103,8 +103,8 @@ def write_yaml(data: dict, path: Path) -> None:
 def bench_in_process(issues: dict, settings, runs: int) -> dict:
     """Median ms of render_issue and of each stage, per issue. The calls take turns (round
     robin over issues and stages) so that a busy moment weighs on all of them alike."""
-    from newsletter.inline import inline_css
-    from newsletter.render import mjml_to_html, render_issue, render_mjml, render_text
+    from newsletter.compose.inline import inline_css
+    from newsletter.compose.render import mjml_to_html, render_issue, render_mjml, render_text
 
     calls = {}
     results: dict = {}
@@ -296,8 +296,8 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     opts = ap.parse_args()
 
+    from newsletter.compose.issue import load_issue
     from newsletter.config import load_settings
-    from newsletter.issue import load_issue
 
     settings = load_settings(ROOT / "newsletter.toml")
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -41,9 +41,9 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
+    from newsletter.compose.issue import load_issue
+    from newsletter.compose.render import render_issue
     from newsletter.config import load_settings
-    from newsletter.issue import load_issue
-    from newsletter.render import render_issue
 
     rendered = render_issue(load_issue(opts.issue), load_settings(ROOT / "newsletter.toml"))
     out = Path(opts.out)

@@ -56,7 +56,6 @@ def make_project(folder: Path) -> Path:
 
 def make_db(path: Path, n: int) -> None:
     from newsletter import store
-
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     conn = store.connect(path)
@@ -96,9 +95,9 @@ def median(values: list[float]) -> float:
 
 
 def _load():
+    from newsletter.compose.issue import load_issue
+    from newsletter.compose.render import render_issue
     from newsletter.config import load_settings
-    from newsletter.issue import load_issue
-    from newsletter.render import render_issue
 
     settings = load_settings()
     return settings, render_issue(load_issue(ISSUE), settings)
@@ -117,8 +116,7 @@ def _cpu() -> float:
 
 def child_send_all() -> None:
     """The real thing: send_all with the configured provider, ledger included."""
-    from newsletter import sender
-
+    from newsletter.deliver import sender
     settings, rendered = _load()
     cpu = _cpu()
     start = time.perf_counter()
@@ -132,7 +130,7 @@ def child_send_all() -> None:
 
 def _sample_recipients(settings, n: int):
     from newsletter import store
-    from newsletter.providers.base import Recipient
+    from newsletter.deliver.providers.base import Recipient
     from newsletter.tokens import unsubscribe_url
 
     conn = store.connect(settings.db_path)
@@ -142,8 +140,8 @@ def _sample_recipients(settings, n: int):
 
 def child_naive_sendgrid(n: str) -> None:
     """One API request per recipient (no ledger: the naive script has none)."""
-    from newsletter.message import campaign_for
-    from newsletter.providers.sendgrid import SendGridProvider
+    from newsletter.deliver.message import campaign_for
+    from newsletter.deliver.providers.sendgrid import SendGridProvider
 
     settings, rendered = _load()
     recipients = _sample_recipients(settings, int(n))
@@ -163,8 +161,8 @@ def child_bare_sendgrid(n: str) -> None:
     per-recipient work. The issue quotes about 180,000 recipients/s for this on its machine."""
     from sendgrid import SendGridAPIClient
 
-    from newsletter.message import campaign_for
-    from newsletter.providers.sendgrid import SendGridProvider
+    from newsletter.deliver.message import campaign_for
+    from newsletter.deliver.providers.sendgrid import SendGridProvider
 
     settings, rendered = _load()
     provider = SendGridProvider.from_settings(settings)
@@ -214,8 +212,8 @@ def child_naive_smtp(n: str, host: str, port: str) -> None:
 
 
 def child_message_size() -> None:
-    from newsletter.message import MessageFactory, campaign_for
-    from newsletter.providers.base import Recipient
+    from newsletter.deliver.message import MessageFactory, campaign_for
+    from newsletter.deliver.providers.base import Recipient
     from newsletter.tokens import unsubscribe_url
 
     settings, rendered = _load()

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -207,7 +207,7 @@ def test_an_unwritable_destination_is_one_clear_error(project: Path, issues: Pat
 
 
 def test_progress_counts_rendered_issues(project: Path, issues: Path, settings) -> None:
-    from newsletter.archive import build_archive
+    from newsletter.compose.archive import build_archive
 
     calls: list[tuple[int, int]] = []
     pages = build_archive(settings, project / "site", progress=lambda *a: calls.append(a))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.issue import load_issue
-from newsletter.render import render_issue
+from newsletter.compose.issue import load_issue
+from newsletter.compose.render import render_issue
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,7 +8,7 @@ import pytest
 from newsletter.checks import Finding, run_checks
 from newsletter.checks.colors import contrast, parse_color
 from newsletter.checks.size import CLIP_BYTES, WARN_BYTES
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
 from tests.support.checks import by, email_html, rendered
 
 STORY = "<h2>Calgary: Talking Mentoring</h2>"

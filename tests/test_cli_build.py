@@ -101,7 +101,7 @@ def test_new_skeleton_survives_quotes_in_the_name(project: Path) -> None:
         encoding="utf-8")
     code, out, err = run("new", "--date", "2011-06-15")
     assert code == 0, err
-    from newsletter.issue import load_issue  # the skeleton used to be broken YAML
+    from newsletter.compose.issue import load_issue  # the skeleton used to be broken YAML
 
     issue = load_issue(project / "issues" / "2011-06.yaml")
     assert issue.subject.startswith('The "Migration" Letter \\ Maytree – June 2011: ')
@@ -117,7 +117,7 @@ def test_new_refuses_to_overwrite(project: Path) -> None:
 def test_new_defaults_to_next_month(project: Path) -> None:
     import datetime as dt
 
-    from newsletter.building import next_month
+    from newsletter.compose.building import next_month
 
     assert next_month(dt.date(2011, 12, 31)) == dt.date(2012, 1, 1)
     assert next_month(dt.date(2011, 5, 18)) == dt.date(2011, 6, 1)

@@ -1,4 +1,5 @@
-"""Inlining does no harm (issue 2, item 10): the premailer configuration in newsletter.inline."""
+"""Inlining does no harm (issue 2, item 10): the premailer configuration
+in newsletter.compose.inline."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from newsletter.inline import inline_css
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER, render_issue
+from newsletter.compose.inline import inline_css
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, render_issue
 from tests.support.render import Page, make_issue
 
 STYLE = re.compile(r"<style\b[^>]*>(.*?)</style>", re.S | re.I)
@@ -172,8 +173,8 @@ def test_premailer_does_not_load_the_http_stack(seed_issue, project):
     code = (
         "import sys\n"
         "from newsletter.config import load_settings\n"
-        "from newsletter.issue import load_issue\n"
-        "from newsletter.render import render_issue\n"
+        "from newsletter.compose.issue import load_issue\n"
+        "from newsletter.compose.render import render_issue\n"
         f"render_issue(load_issue({str(seed_issue)!r}), load_settings())\n"
         "loaded = sorted(m for m in ('urllib3', 'sendgrid', 'charset_normalizer')"
         " if m in sys.modules)\n"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.compose.issue import load_issue
 from newsletter.errors import IssueError
-from newsletter.issue import load_issue
 
 GOOD = """\
 subject: "Cities of Migration – June 2011"

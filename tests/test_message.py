@@ -10,7 +10,8 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from newsletter.message import (
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
+from newsletter.deliver.message import (
     AddressError,
     MessageFactory,
     build_message,
@@ -18,8 +19,7 @@ from newsletter.message import (
     format_address,
     message_id_of,
 )
-from newsletter.providers.base import Campaign, Recipient
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
+from newsletter.deliver.providers.base import Campaign, Recipient
 
 LONG_LINE = "<td style=\"padding:0 0 8px 0\">" + "Zürich Montréal 北京 " * 200 + "</td>"
 HTML = (
@@ -211,8 +211,8 @@ def test_campaign_for_uses_settings(settings) -> None:
 
 def test_seed_issue_message(settings, seed_issue) -> None:
     """The real rendered seed issue survives encoding; the footer link is per recipient."""
-    from newsletter.issue import load_issue
-    from newsletter.render import render_issue
+    from newsletter.compose.issue import load_issue
+    from newsletter.compose.render import render_issue
     from newsletter.tokens import unsubscribe_url
 
     rendered = render_issue(load_issue(seed_issue), settings)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from newsletter.preview import Preview, send_status, start_preview
+from newsletter.preview.server import Preview, send_status, start_preview
 from tests.support.smtp_server import SmtpPeer
 
 CHROMIUM = "/usr/bin/chromium"

@@ -7,11 +7,11 @@ import email.policy
 
 import pytest
 
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.deliver.providers import get_provider
+from newsletter.deliver.providers.base import Campaign, Recipient, Status
+from newsletter.deliver.providers.file import FileProvider
 from newsletter.errors import ConfigError
-from newsletter.providers import get_provider
-from newsletter.providers.base import Campaign, Recipient, Status
-from newsletter.providers.file import FileProvider
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
 
 CAMPAIGN = Campaign(
     slug="2011-05",

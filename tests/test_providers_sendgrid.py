@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.deliver.providers.base import Campaign, Recipient, RetryableError, Status
+from newsletter.deliver.providers.sendgrid import HTML_KEY, TEXT_KEY, SendGridProvider
 from newsletter.errors import ConfigError, ProviderAuthError
-from newsletter.providers.base import Campaign, Recipient, RetryableError, Status
-from newsletter.providers.sendgrid import HTML_KEY, TEXT_KEY, SendGridProvider
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
 from tests.conftest import shared_path
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.smtp_server import free_port

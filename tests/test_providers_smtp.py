@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.deliver.providers.base import Campaign, Recipient, RetryableError, Status
+from newsletter.deliver.providers.smtp import SmtpProvider, parse_smtp_url
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
-from newsletter.providers.base import Campaign, Recipient, RetryableError, Status
-from newsletter.providers.smtp import SmtpProvider, parse_smtp_url
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
 from tests.support.smtp_server import SmtpPeer, free_port, make_cert
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -241,7 +241,7 @@ def test_smtp_url_parsing() -> None:
 
 def test_refuses_plain_auth_to_a_remote_server_without_starttls(monkeypatch) -> None:
     # Loopback is exempt (test servers); pretend 127.0.0.1 is remote.
-    monkeypatch.setattr("newsletter.providers.smtp._LOOPBACK", set())
+    monkeypatch.setattr("newsletter.deliver.providers.smtp._LOOPBACK", set())
     with SmtpPeer(auth=("ana", PASSWORD)) as peer:
         with pytest.raises(ProviderError, match="SMTP_ALLOW_PLAIN_AUTH") as caught:
             provider(peer.url()).send_batch(CAMPAIGN, recipients(1))
@@ -254,11 +254,11 @@ def test_refuses_plain_auth_to_a_remote_server_without_starttls(monkeypatch) -> 
 
 def test_seed_issue_through_get_provider(settings, seed_issue, monkeypatch) -> None:
     """The real rendered issue (MJML's long lines) through the configured provider."""
+    from newsletter.compose.issue import load_issue
+    from newsletter.compose.render import render_issue
     from newsletter.config import load_settings
-    from newsletter.issue import load_issue
-    from newsletter.message import campaign_for
-    from newsletter.providers import get_provider
-    from newsletter.render import render_issue
+    from newsletter.deliver.message import campaign_for
+    from newsletter.deliver.providers import get_provider
     from newsletter.tokens import unsubscribe_url
 
     rendered = render_issue(load_issue(seed_issue), settings)

@@ -8,16 +8,16 @@ from html import unescape
 
 import pytest
 
-from newsletter.errors import RenderError
-from newsletter.issue import load_issue
-from newsletter.render import (
+from newsletter.compose.issue import load_issue
+from newsletter.compose.render import (
     UNSUBSCRIBE_PLACEHOLDER,
     Rendered,
     render_issue,
     render_mjml,
     render_text,
 )
-from newsletter.templating import format_date, shorten, track_url
+from newsletter.compose.templates import DEFAULT_TEMPLATES, format_date, shorten, track_url
+from newsletter.errors import RenderError
 from tests.support.render import URL_LINE, Page, make_issue
 
 UTM = "utm_source=newsletter&utm_medium=email&utm_campaign=2011-05"
@@ -328,7 +328,8 @@ def test_template_errors_name_the_template(settings):
 
 
 def test_template_runtime_error_names_the_line(settings):
-    path = settings.templates_dir / "email.txt.j2"
+    path = settings.templates_dir / "email.txt.j2"  # a project override of the default
+    path.write_bytes((DEFAULT_TEMPLATES / "email.txt.j2").read_bytes())
     lines = path.read_text(encoding="utf-8").splitlines()
     lines[5] += " {{ issue.nope }}"  # an undefined attribute on line 6
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -338,7 +339,8 @@ def test_template_runtime_error_names_the_line(settings):
 
 
 def test_template_that_is_not_utf8_is_a_render_error(settings):
-    path = settings.templates_dir / "email.txt.j2"
+    path = settings.templates_dir / "email.txt.j2"  # a project override of the default
+    path.write_bytes((DEFAULT_TEMPLATES / "email.txt.j2").read_bytes())
     path.write_bytes(path.read_bytes() + b"\xff")  # was a UnicodeDecodeError traceback
     with pytest.raises(RenderError) as info:
         render_issue(make_issue(), settings)

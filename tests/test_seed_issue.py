@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.issue import Issue, load_issue
+from newsletter.compose.issue import Issue, load_issue
 from tests.conftest import SEED_ISSUE, shared_path
 
 SECTION_HEADINGS = [

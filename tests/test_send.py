@@ -12,9 +12,10 @@ from collections import Counter
 
 import pytest
 
-from newsletter import sender, store
+from newsletter import store
+from newsletter.deliver import sender
+from newsletter.deliver.providers.base import Result, RetryableError, Status
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
-from newsletter.providers.base import Result, RetryableError, Status
 from newsletter.tokens import read_token
 from tests.support.sending import RecordingProvider, add_subscribers, counts, rendered
 
@@ -310,7 +311,6 @@ def test_unsubscribe_urls_are_unsubscribe_url(settings):
     """The sender's prepared signer gives exactly tokens.unsubscribe_url's links, and they
     verify, for any key length and address."""
     from newsletter import tokens
-
     for secret in ("k", "x" * 64, "y" * 65, "z" * 300, "sécret"):
         make = tokens.token_maker(purpose=tokens.UNSUBSCRIBE, list_id="news", secret=secret)
         for email in ("a@b.org", "reader1@example.org", "ünï@exämple.org", "x" * 200 + "@e.org"):

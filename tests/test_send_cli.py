@@ -362,7 +362,7 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise(monkeypatch):
     import sys
 
     from newsletter.cli.send import _progress_reporter
-    from newsletter.sender import SendReport
+    from newsletter.deliver.sender import SendReport
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

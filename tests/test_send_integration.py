@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter import sender, store
+from newsletter import store
 from newsletter.cli import main
 from newsletter.config import load_settings
+from newsletter.deliver import sender
 from newsletter.errors import ProviderAuthError
 from newsletter.tokens import read_token
 from tests.conftest import ROOT, shared_path
@@ -313,8 +314,8 @@ def test_sendgrid_request_on_the_wire_is_plain_json(project):
     import socket
     import threading
 
-    from newsletter.providers.base import Campaign, Recipient
-    from newsletter.providers.sendgrid import SendGridProvider
+    from newsletter.deliver.providers.base import Campaign, Recipient
+    from newsletter.deliver.providers.sendgrid import SendGridProvider
 
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from newsletter import store, tokens
 from newsletter.cli import main
 from newsletter.config import Settings, load_settings
-from newsletter.web import FORM_LIMIT, WEBHOOK_LIMIT, create_app
+from newsletter.web.app import FORM_LIMIT, WEBHOOK_LIMIT, create_app
 from tests.support.serve import call, form, keypair, running, sign, signed_headers
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -323,7 +323,7 @@ def test_signed_events_are_applied_once_and_a_replay_changes_nothing(site: Site)
     assert site.status(BOB) == "suppressed"
     assert site.status("carol@example.org") == "unsubscribed"
     assert site.status("dan@example.org") == "active"
-    from newsletter.lifecycle import issue_stats
+    from newsletter.subscribers.lifecycle import issue_stats
 
     conn = site.db()
     stats = issue_stats(conn, "2011-05")
@@ -399,7 +399,7 @@ def test_webhook_refuses_everything_without_a_configured_key(project: Path) -> N
 # -- an unsubscribe while a send is queued or running --------------------------------------------
 
 def test_an_unsubscribe_while_a_send_is_queued_or_running_is_honoured(site: Site) -> None:
-    from newsletter.sender import send_all
+    from newsletter.deliver.sender import send_all
     from tests.support.sending import RecordingProvider, add_subscribers, rendered
 
     emails = add_subscribers(site.settings.db_path, 8)
@@ -537,7 +537,7 @@ def test_subscribe_page_and_invalid_address(site: Site) -> None:
 
 
 def test_group_commit_one_failing_write_does_not_undo_the_others(project: Path) -> None:
-    from newsletter.web import GroupCommit
+    from newsletter.web.app import GroupCommit
 
     db = project / "group.db"
     local = threading.local()
@@ -583,7 +583,7 @@ def test_group_commit_one_failing_write_does_not_undo_the_others(project: Path) 
 
 
 def test_status_shows_what_the_webhook_and_one_click_recorded(site: Site) -> None:
-    from newsletter.sender import send_all
+    from newsletter.deliver.sender import send_all
     from tests.support.sending import RecordingProvider, add_subscribers, rendered
 
     emails = add_subscribers(site.settings.db_path, 4)

@@ -1,4 +1,4 @@
-"""newsletter.lifecycle on its own (no HTTP): events, opt-in edge cases, stats; and the
+"""newsletter.subscribers.lifecycle on its own (no HTTP): events, opt-in edge cases, stats; and the
 `newsletter serve` command as a user starts it."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import lifecycle, store
-from newsletter.lifecycle import transaction
+from newsletter import store
+from newsletter.subscribers import lifecycle
+from newsletter.subscribers.lifecycle import transaction
 
 
 @pytest.fixture

@@ -83,8 +83,7 @@ def test_normalise_email_idna_domain_is_one_address(conn):
     # suppresses nobody).
     assert store.normalise_email("d@xn--bcher-kva.example") == "d@bücher.example"
     assert store.normalise_email("d@bücher.example") == "d@bücher.example"
-    from newsletter import lifecycle
-
+    from newsletter.subscribers import lifecycle
     store.add_subscriber(conn, store.normalise_email("d@bücher.example"))
     with store.transaction(conn):
         applied = lifecycle.apply_events(conn, [{"sg_event_id": "e1", "event": "bounce",

@@ -6,7 +6,7 @@ import pytest
 
 from newsletter import store
 from newsletter.errors import StoreError
-from newsletter.subscribers import import_csv
+from newsletter.subscribers.importing import import_csv
 
 
 @pytest.fixture
@@ -105,8 +105,7 @@ def test_large_import_in_chunks(conn, tmp_path):
 
 
 def test_progress_counts_rows_up_to_the_total(conn, tmp_path, monkeypatch):
-    from newsletter import subscribers
-
+    from newsletter.subscribers import importing as subscribers
     monkeypatch.setattr(subscribers, "PROGRESS_EVERY", 2)
     # 7 lines after the header: a bad address, a blank line, a repeat all count as done
     path = write(tmp_path, "email\na@example.org\nbad\n\nb@example.org\nc@example.org\n"
@@ -143,7 +142,7 @@ def test_progress_on_an_empty_file(conn, tmp_path):
 
 
 def test_names_are_one_line_and_bounded(project, settings):
-    from newsletter.subscribers import MAX_NAME, clean_name, import_csv
+    from newsletter.subscribers.importing import MAX_NAME, clean_name, import_csv
 
     assert clean_name("Ann\r\nBcc: x@example.org") == "Ann Bcc: x@example.org"
     assert clean_name("\x1b[31mRed\x1b[0m  Team\t") == "[31mRed [0m Team"
@@ -154,7 +153,6 @@ def test_names_are_one_line_and_bounded(project, settings):
     csv_path.write_text(f'email,name\nann@example.org,"Ann\nSmith"\nbob@example.org,{long}\n',
                         encoding="utf-8")
     from newsletter import store
-
     conn = store.connect(settings.db_path)
     import_csv(conn, csv_path)
     names = dict(conn.execute("SELECT email, name FROM subscribers").fetchall())

@@ -23,7 +23,7 @@ def run_checks(
     concurrency: int = 8, spam: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Finding]:
-    """Every check on one rendered issue (`newsletter.render.Rendered`).
+    """Every check on one rendered issue (`newsletter.compose.render.Rendered`).
 
     offline: no link or image requests (a note says so). timeout: seconds per request.
     concurrency: requests at once. spam: run SpamAssassin when it is installed.

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from newsletter.checks.document import Document, comparable, is_web, squash
 from newsletter.checks.findings import Finding, error, warning
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
 
 SUBJECT_MAX = 78  # what most clients show before cutting; also RFC 5322's line advice
 SUBJECT_MIN = 10

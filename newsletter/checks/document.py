@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
 
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 # Story titles are the top headings; sub-headings of a story body sit below them.

@@ -16,8 +16,8 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 
 from newsletter.checks.findings import Finding, error, note, warning
+from newsletter.compose.render import Rendered
 from newsletter.errors import NewsletterError
-from newsletter.render import Rendered
 
 THRESHOLD = 5.0  # SpamAssassin's default required_score
 DEFAULT_TIMEOUT = 60.0
@@ -54,8 +54,8 @@ def build_eml(rendered: Rendered, settings) -> bytes:
     """The message one subscriber would get (providers' builder when present)."""
     unsubscribe = sample_unsubscribe_url(settings)
     try:
-        from newsletter.message import build_message
-        from newsletter.providers.base import Campaign, Recipient
+        from newsletter.deliver.message import build_message
+        from newsletter.deliver.providers.base import Campaign, Recipient
     except ImportError:
         build_message = None
     if build_message is not None:

@@ -32,7 +32,7 @@ def archive(out: Path, include_future: bool) -> None:
     """
     import datetime as dt
 
-    from newsletter.archive import build_archive
+    from newsletter.compose.archive import build_archive
 
     settings = load_settings()
     until = None if include_future else dt.date.today()

@@ -31,7 +31,7 @@ def build(issues: tuple[Path, ...], out: Path) -> None:
       newsletter build issues/2011-05.yaml
       newsletter build issues/*.yaml --out public/
     """
-    from newsletter.building import build_issues
+    from newsletter.compose.building import build_issues
 
     for built in build_issues(issues, load_settings(), out):
         click.echo(f"{built.slug}: {built.html_path} ({_kb(built.html_bytes)}), "
@@ -52,7 +52,7 @@ def new(date: dt.datetime | None) -> None:
       newsletter new                    # next month: issues/YYYY-MM.yaml
       newsletter new --date 2011-06-15  # issues/2011-06.yaml
     """
-    from newsletter.building import new_issue, next_month
+    from newsletter.compose.building import new_issue, next_month
 
     day = date.date() if date else next_month(dt.date.today())
     path = new_issue(load_settings(), day)

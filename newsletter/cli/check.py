@@ -68,8 +68,8 @@ def check(issue: Path, offline: bool, as_json: bool, timeout: float) -> None:
       newsletter check issues/2011-05.yaml --json > findings.json
     """
     from newsletter.checks import counts, run_checks
-    from newsletter.issue import load_issue
-    from newsletter.render import render_issue
+    from newsletter.compose.issue import load_issue
+    from newsletter.compose.render import render_issue
 
     settings = load_settings()
     rendered = render_issue(load_issue(issue), settings)

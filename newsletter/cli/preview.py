@@ -31,7 +31,7 @@ def preview(issue: Path, port: int, no_open: bool) -> None:
     """
     import errno
 
-    from newsletter.preview import start_preview
+    from newsletter.preview.server import start_preview
 
     try:
         server = start_preview(issue, port=port)

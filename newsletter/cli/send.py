@@ -1,4 +1,4 @@
-"""`newsletter send` and `newsletter status`: thin wrappers over newsletter.sender and store."""
+"""`newsletter send` and `newsletter status`: thin wrappers over deliver.sender and store."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ EVENT_ROWS = (
 
 
 def _render(issue_path: str, settings):
-    from newsletter.issue import load_issue
-    from newsletter.render import render_issue
+    from newsletter.compose.issue import load_issue
+    from newsletter.compose.render import render_issue
 
     return render_issue(load_issue(issue_path), settings)
 
@@ -80,8 +80,8 @@ def send(issue: str, test: bool, to_all: bool, to: tuple[str, ...], yes: bool, f
 
 
 def _send_test(issue: str, settings, to: list[str]) -> None:
-    from newsletter import sender
-    from newsletter.providers.base import Status
+    from newsletter.deliver import sender
+    from newsletter.deliver.providers.base import Status
 
     if to:  # a bad address is an error before the (slow) render
         sender.validate_addresses(to, "--to")
@@ -101,8 +101,9 @@ def _send_test(issue: str, settings, to: list[str]) -> None:
 
 def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
     """The pre-send checks and the test-send comparison; refuses unless --force."""
-    from newsletter import sender, store
+    from newsletter import store
     from newsletter.checks import run_checks
+    from newsletter.deliver import sender
 
     problems: list[str] = []
     with terminal_progress("checking links and images", unit="URLs", transient=True) as progress:
@@ -136,9 +137,9 @@ def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
 
 def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bool,
               offline: bool) -> None:
-    from newsletter import sender
+    from newsletter.deliver import sender
+    from newsletter.deliver.providers import get_provider
     from newsletter.errors import ConfigError
-    from newsletter.providers import get_provider
 
     # Configuration mistakes are errors before the checks run and before anyone is asked:
     # the signing key, the provider's name and its settings (nothing connects yet).
@@ -266,7 +267,7 @@ def status(issue: str) -> None:
       newsletter status issues/2011-05.yaml
     """
     from newsletter import store
-    from newsletter.lifecycle import issue_stats
+    from newsletter.subscribers.lifecycle import issue_stats
 
     settings = load_settings()
     slug = _slug(issue)

@@ -31,7 +31,7 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None
     """
     import logging
 
-    from newsletter.web import PUBLIC_KEY_ENV, create_app, make_server
+    from newsletter.web.app import PUBLIC_KEY_ENV, create_app, make_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()

@@ -10,13 +10,11 @@ from newsletter.cli.progress import terminal_progress
 
 def _connect():
     from newsletter import store
-
     return store.connect(load_settings().db_path)
 
 
 def _address(email: str) -> str:
     from newsletter import store
-
     try:
         return store.normalise_email(email)
     except ValueError as exc:
@@ -56,7 +54,7 @@ def import_(file: str, resubscribe: bool) -> None:
       newsletter subscribers import members.csv
       newsletter subscribers import returning.csv --resubscribe
     """
-    from newsletter.subscribers import import_csv
+    from newsletter.subscribers.importing import import_csv
 
     conn = _connect()
     try:
@@ -87,7 +85,6 @@ def list_(status: str | None) -> None:
       newsletter subscribers list --status unsubscribed
     """
     from newsletter import store
-
     conn = _connect()
     try:
         n = 0
@@ -110,7 +107,6 @@ def remove(email: str) -> None:
       newsletter subscribers remove ann@example.org
     """
     from newsletter import store
-
     address = _address(email)
     conn = _connect()
     try:
@@ -132,7 +128,6 @@ def show(email: str) -> None:
       newsletter subscribers show ann@example.org
     """
     from newsletter import store
-
     address = _address(email)
     conn = _connect()
     try:

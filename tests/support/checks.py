@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
 
 SUBJECT = "Cities of Migration – May 2011: Calgary: Talking Mentoring"
 

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from newsletter.issue import Issue, issue_from_data
+from newsletter.compose.issue import Issue, issue_from_data
 
 URL_LINE = re.compile(r"^[\s>*\-\d.]*\(?(https?://|mailto:)\S+?\)?[.,;:!?)]*$")
 

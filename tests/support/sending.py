@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from newsletter import store
-from newsletter.providers.base import Campaign, Recipient, Result, Status
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
+from newsletter.deliver.providers.base import Campaign, Recipient, Result, Status
 
 
 def rendered(slug: str = "2011-05", subject: str = "Cities of Migration – May 2011") -> Rendered:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 @contextmanager
 def running(app, threads: int = 8, trusted_proxy: str | None = None) -> Iterator[str]:
     """Serve `app` with waitress on 127.0.0.1 (a free port); yields the base URL."""
-    from newsletter.web import make_server
+    from newsletter.web.app import make_server
 
     server = make_server(app, host="127.0.0.1", port=0, threads=threads,
                          trusted_proxy=trusted_proxy)

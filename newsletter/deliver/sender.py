@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter import store
-from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
-from newsletter.message import campaign_for
-from newsletter.providers.base import (
+from newsletter.deliver.message import campaign_for
+from newsletter.deliver.providers.base import (
     Campaign,
     Provider,
     Recipient,
@@ -32,6 +31,7 @@ from newsletter.providers.base import (
     RetryableError,
     Status,
 )
+from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
 
 MAX_ATTEMPTS = 5  # per batch, for RetryableError
 BACKOFF_BASE = 0.5  # seconds; doubled per attempt, with full jitter in [d/2, d]
@@ -537,9 +537,9 @@ class _Pacer:
 
 def _get_provider(settings) -> Provider:
     try:
-        from newsletter.providers import get_provider
+        from newsletter.deliver.providers import get_provider
     except ImportError:  # the providers module is not there yet in this checkout
-        raise ConfigError("no mail providers are installed (newsletter.providers)") from None
+        raise ConfigError("no mail providers are installed") from None
     return get_provider(settings)
 
 

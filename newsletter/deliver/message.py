@@ -35,8 +35,8 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from html import escape
 
-from newsletter.providers.base import Campaign, Recipient
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.deliver.providers.base import Campaign, Recipient
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 MAX_LINE = 998  # RFC 5322 2.1.1, without the CRLF

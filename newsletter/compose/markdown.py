@@ -44,7 +44,7 @@ def tokens(source: str, utm: Mapping[str, str] | None = None) -> list[Token]:
     """The token stream of `source` with every link tracked (UTM added) and headings shifted
     below the story title. The HTML and the plain-text renderers both start from this, so the
     two parts of an email carry exactly the same links."""
-    from newsletter.templating import track_url
+    from newsletter.compose.templates import track_url
 
     stream = parser().parse(source)
     _shift_headings(stream)

@@ -35,7 +35,7 @@ from newsletter.config import Settings, find_config, load_settings
 from newsletter.errors import ConfigError, IssueError, NewsletterError
 
 try:  # one definition of the clip limit for build, check and preview
-    from newsletter.building import GMAIL_CLIP_BYTES, WARN_BYTES
+    from newsletter.compose.building import GMAIL_CLIP_BYTES, WARN_BYTES
 except ImportError:  # pragma: no cover - building.py is part of the package
     GMAIL_CLIP_BYTES, WARN_BYTES = 102 * 1024, 90 * 1024
 
@@ -51,7 +51,7 @@ _ASSETS = {
 
 
 def _asset(name: str) -> str:
-    return resources.files("newsletter").joinpath("preview_assets", name).read_text("utf-8")
+    return resources.files("newsletter").joinpath("preview", "assets", name).read_text("utf-8")
 
 
 # -- what the page shows --------------------------------------------------------------------
@@ -140,10 +140,10 @@ def send_status(settings: Settings | None) -> dict[str, Any]:
         return {**off, "provider": provider, "detail": detail,
                 "reason": "No reviewers: add them to [sender] reviewers in newsletter.toml."}
     try:
-        from newsletter.sender import send_test  # noqa: F401
+        from newsletter.deliver.sender import send_test  # noqa: F401
     except ImportError:
         return {**off, "provider": provider, "detail": detail, "recipients": recipients,
-                "reason": "Test sending is not available in this version (newsletter.sender)."}
+                "reason": "Test sending is not available in this version."}
     return {"enabled": True, "reason": "", "provider": provider, "detail": detail,
             "recipients": recipients}
 
@@ -206,13 +206,13 @@ class _State:
 
 
 def _default_render(issue_path: Path, settings: Settings) -> Any:
-    from newsletter.issue import load_issue
+    from newsletter.compose.issue import load_issue
 
     issue = load_issue(issue_path)
     try:
-        from newsletter.render import render_issue
+        from newsletter.compose.render import render_issue
     except ImportError as exc:
-        raise NewsletterError("the renderer (newsletter.render.render_issue) is not "
+        raise NewsletterError("the renderer (newsletter.compose.render.render_issue) is not "
                               "available in this version") from exc
     return render_issue(issue, settings), issue
 
@@ -360,7 +360,7 @@ class Preview:
         if not self.send_lock.acquire(blocking=False):
             return 409, {"ok": False, "message": "A test send is already running."}
         try:
-            from newsletter.sender import send_test
+            from newsletter.deliver.sender import send_test
 
             results = send_test(rendered, settings)
         except NewsletterError as exc:

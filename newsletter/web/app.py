@@ -27,11 +27,12 @@ import jinja2
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from newsletter import lifecycle, store, tokens
+from newsletter import store, tokens
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, NewsletterError
+from newsletter.subscribers import lifecycle
 
-log = logging.getLogger("newsletter.web")
+log = logging.getLogger("newsletter.web.app")
 
 FORM_LIMIT = 64 * 1024  # bytes: any form body (subscribe, unsubscribe button, one-click)
 WEBHOOK_LIMIT = 1024 * 1024  # bytes: one SendGrid batch (SendGrid sends up to a few hundred KB)
@@ -337,8 +338,8 @@ class App:
         return last is None or now - last >= RESEND_AFTER
 
     def send_confirmation(self, email: str, name: str | None) -> None:
-        from newsletter.providers import get_provider
-        from newsletter.providers.base import Campaign, Recipient, Status
+        from newsletter.deliver.providers import get_provider
+        from newsletter.deliver.providers.base import Campaign, Recipient, Status
 
         url = tokens.confirm_url(self.settings, email)
         context = {"newsletter": self.settings.name, "url": url, "name": name,

@@ -15,12 +15,14 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, pass_context
 from markupsafe import Markup, escape
 
 # Links that must never carry tracking parameters: the per-recipient unsubscribe placeholder
 # (premailer and personalise expect it verbatim) and anything that is not a web address.
 _TRACKABLE = ("http://", "https://")
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 def track_url(url: str, params: Mapping[str, str]) -> str:
@@ -112,7 +114,10 @@ def _bytecode_cache():
 @lru_cache(maxsize=8)
 def _environment(templates_dir: str) -> Environment:
     env = Environment(
-        loader=FileSystemLoader(templates_dir),
+        # The project's templates/ first, then the package's defaults: a file of the same name
+        # in the project overrides the default.
+        loader=ChoiceLoader([FileSystemLoader(templates_dir),
+                             FileSystemLoader(str(DEFAULT_TEMPLATES))]),
         # Compiled templates are kept between runs (in the user's temp folder, keyed by the
         # template's path and checked against its source): compiling the email templates
         # costs ~30 ms of every `newsletter build`, loading them ~1 ms.
@@ -133,8 +138,8 @@ def _environment(templates_dir: str) -> Environment:
     )
     # Filters that need the Markdown/plain-text machinery are imported lazily by their modules
     # and registered here so templates can use them.
-    from newsletter import plaintext
-    from newsletter.markdown import markdown_filter
+    from newsletter.compose import plaintext
+    from newsletter.compose.markdown import markdown_filter
 
     env.filters.update(
         markdown=markdown_filter,

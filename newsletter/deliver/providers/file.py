@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.errors import ProviderError
-from newsletter.message import (
+from newsletter.deliver.message import (
     AddressError,
     MessageFactory,
     check_batch,
     factory_for,
     message_id_of,
 )
-from newsletter.providers.base import Campaign, Recipient, Result, Status
+from newsletter.deliver.providers.base import Campaign, Recipient, Result, Status
+from newsletter.errors import ProviderError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 

@@ -251,7 +251,7 @@ def inline_text(children) -> str:
 def markdown_text(source: str, utm: Mapping[str, str] | None = None, width: int = WIDTH,
                   indent: str = "") -> str:
     """Markdown -> wrapped plain text (same links, with UTM, as the HTML part)."""
-    from newsletter.markdown import tokens
+    from newsletter.compose.markdown import tokens
 
     text = _TextRenderer(width - display_width(indent)).render(tokens(source, utm))
     if indent:

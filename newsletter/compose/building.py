@@ -50,8 +50,8 @@ def write_atomic(path: Path, data: str) -> None:
 
 
 def build_issues(paths: Iterable[Path], settings: Settings, out: Path) -> list[Built]:
-    from newsletter.issue import load_issue
-    from newsletter.render import render_issue
+    from newsletter.compose.issue import load_issue
+    from newsletter.compose.render import render_issue
 
     rendered = []
     problems: list[NewsletterError] = []

@@ -1,8 +1,8 @@
 """Issue -> Rendered(subject, html, text): once per issue; personalised per recipient later.
 
-The pipeline, all in memory: Markdown -> HTML (newsletter.markdown) -> Jinja renders an MJML
+The pipeline, all in memory: Markdown -> HTML (newsletter.compose.markdown) -> Jinja renders an MJML
 document (templates/email.mjml.j2) -> mjml-python -> premailer inlines the CSS
-(newsletter.inline) -> final HTML. The plain text comes from its own template
+(newsletter.compose.inline) -> final HTML. The plain text comes from its own template
 (templates/email.txt.j2), never from scraping the HTML.
 """
 
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from newsletter.errors import RenderError
 
 if TYPE_CHECKING:
+    from newsletter.compose.issue import Issue
     from newsletter.config import Settings
-    from newsletter.issue import Issue
 
 # Survives MJML and premailer untouched (premailer runs with preserve_handlebar_syntax), so the
 # expensive render runs once per issue and each copy only swaps this string for its own URL.
@@ -50,7 +50,7 @@ class Rendered:
 
 def context(issue: Issue, settings: Settings) -> dict[str, Any]:
     """What both templates see."""
-    from newsletter.templating import utm_params
+    from newsletter.compose.templates import utm_params
 
     utm = utm_params(settings.utm, issue.slug)
     rtl = settings.language.split("-")[0].lower() in RTL_LANGUAGES
@@ -71,7 +71,7 @@ def context(issue: Issue, settings: Settings) -> dict[str, Any]:
 def _render_template(name: str, settings: Settings, values: dict[str, Any]) -> str:
     from jinja2 import TemplateError, TemplateNotFound
 
-    from newsletter.templating import get_env
+    from newsletter.compose.templates import get_env
 
     try:
         return get_env(settings.templates_dir).get_template(name).render(values)
@@ -147,7 +147,7 @@ def render_text(issue: Issue, settings: Settings) -> str:
 
 def render_issue(issue: Issue, settings: Settings, *, inline: bool = True) -> Rendered:
     """Render one issue to its HTML (CSS inlined unless `inline=False`) and plain text."""
-    from newsletter.inline import inline_css
+    from newsletter.compose.inline import inline_css
 
     html = mjml_to_html(render_mjml(issue, settings))
     if inline:

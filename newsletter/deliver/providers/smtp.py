@@ -34,8 +34,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from newsletter.config import env_seconds
-from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
-from newsletter.message import (
+from newsletter.deliver.message import (
     AddressError,
     MessageFactory,
     ascii_address,
@@ -43,7 +42,8 @@ from newsletter.message import (
     factory_for,
     message_id_of,
 )
-from newsletter.providers.base import Campaign, Recipient, Result, RetryableError, Status
+from newsletter.deliver.providers.base import Campaign, Recipient, Result, RetryableError, Status
+from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 
 NAME = "smtp"
 _EXPECTED = "expected smtp://user:password@host:port or smtps://user:password@host:port"

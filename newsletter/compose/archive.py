@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
 
 MARKER = ".newsletter-archive"  # written into every site; only such folders are replaced
 ATOM = "http://www.w3.org/2005/Atom"
@@ -107,8 +107,8 @@ def collect(settings: Settings, issues_dir: Path | None = None, *,
 
     progress(done, total): issues rendered so far, (0, total) first; rendering is the slow
     part (some 20 ms an issue, so seconds for a decade of monthly issues)."""
-    from newsletter.issue import load_issue
-    from newsletter.render import render_issue
+    from newsletter.compose.issue import load_issue
+    from newsletter.compose.render import render_issue
 
     folder = Path(issues_dir or settings.issues_dir)
     if not folder.is_dir():

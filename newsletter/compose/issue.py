@@ -334,7 +334,7 @@ def _explain(err: dict, data: Any, path: Path) -> NewsletterError:
 
 def markdown_links(source: str) -> Iterator[tuple[int, str]]:
     """(0-based line within `source`, url) of every link and image in a Markdown text."""
-    from newsletter.markdown import permissive_parser
+    from newsletter.compose.markdown import permissive_parser
 
     for token in permissive_parser().parse(source):
         for child in token.children or ():

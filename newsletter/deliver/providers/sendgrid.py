@@ -34,9 +34,9 @@ from html import escape
 from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 from urllib.parse import urlsplit
 
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
 from newsletter.config import env_seconds
-from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
-from newsletter.message import (
+from newsletter.deliver.message import (
     MAX_LINE,
     ONE_CLICK,
     AddressError,
@@ -46,8 +46,8 @@ from newsletter.message import (
     list_id,
     one_line,
 )
-from newsletter.providers.base import Campaign, Recipient, Result, RetryableError, Status
-from newsletter.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.deliver.providers.base import Campaign, Recipient, Result, RetryableError, Status
+from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 
 NAME = "sendgrid"
 DEFAULT_HOST = "https://api.sendgrid.com"
@@ -143,7 +143,7 @@ class SendGridProvider:
         JSON fragment straight from strings (json's own C string escaper for every value:
         the same text json.dumps writes) instead of dicts that json.dumps walks again, and the
         checks take a fast path for the usual plain address and URL. Anything unusual goes
-        through the exact checks of newsletter.message (ascii_address, check_url, one_line).
+        through the exact checks of newsletter.deliver.message (ascii_address, check_url, one_line).
         """
         if len(recipients) > MAX_RECIPIENTS:
             raise ValueError(f"at most {MAX_RECIPIENTS} recipients per SendGrid request")

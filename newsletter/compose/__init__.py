@@ -1,0 +1,1 @@
+"""Composing: an issue file becomes HTML and plain text."""

@@ -1,0 +1,1 @@
+"""Delivering: a campaign, the send rules, the send loop and the providers."""

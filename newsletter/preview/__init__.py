@@ -1,0 +1,1 @@
+"""The local live preview (`newsletter preview`)."""

@@ -1,0 +1,1 @@
+"""The list: subscriber lifecycle rules and imports from other tools."""

@@ -13,7 +13,6 @@ from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
 from newsletter.deliver.providers.base import Campaign, Recipient, RetryableError, Status
 from newsletter.deliver.providers.sendgrid import HTML_KEY, TEXT_KEY, SendGridProvider
 from newsletter.errors import ConfigError, ProviderAuthError
-from tests.conftest import shared_path
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.smtp_server import free_port
 
@@ -39,8 +38,7 @@ def recipients(n: int) -> list[Recipient]:
 @pytest.fixture
 def sg(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with FakeSendGrid(shared_path("sendgrid", "mail-send.request.schema.json"),
-                      api_key=KEY, hang_seconds=1.0) as fake:
+    with FakeSendGrid(api_key=KEY, hang_seconds=1.0) as fake:
         yield fake
     assert fake.invalid == [], [r.problems for r in fake.invalid]  # every body was valid
 

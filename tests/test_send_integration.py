@@ -23,7 +23,7 @@ from newsletter.config import load_settings
 from newsletter.deliver import sender
 from newsletter.errors import ProviderAuthError
 from newsletter.tokens import read_token
-from tests.conftest import ROOT, shared_path
+from tests.conftest import ROOT
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.sending import add_subscribers, counts, rendered
 from tests.support.smtp_server import SmtpPeer
@@ -34,8 +34,7 @@ ISSUE = "issues/2011-05.yaml"
 
 @pytest.fixture
 def sendgrid(project, monkeypatch):
-    with FakeSendGrid(shared_path("sendgrid", "mail-send.request.schema.json"),
-                      api_key=KEY) as sg:
+    with FakeSendGrid(api_key=KEY) as sg:
         monkeypatch.setenv("NEWSLETTER_PROVIDER", "sendgrid")
         monkeypatch.setenv("SENDGRID_API_KEY", KEY)
         monkeypatch.setenv("SENDGRID_API_HOST", sg.url)

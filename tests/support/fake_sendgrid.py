@@ -1,14 +1,14 @@
 """A local stand-in for SendGrid's `POST /v3/mail/send` on 127.0.0.1, for tests.
 
 Every body is validated against SendGrid's published request schema
-(`../shared/sendgrid/mail-send.request.schema.json`, Draft 2020-12 with a FormatChecker), with
+(`tests/fixtures/sendgrid/mail-send.request.schema.json`, Draft 2020-12 with a FormatChecker), with
 top-level `custom_args` overridden to an object of strings: the published schema types it as a
-string, which the real API refuses (see ../shared/sendgrid/README.md, "Known defect"). On top
+string, which the real API refuses (see tests/fixtures/sendgrid/README.md, "Known defect"). On top
 of the schema it checks the limits the schema does not encode: at least one personalization,
 every `to` non-empty, at most 1000 recipients in total, each address once, and the
 `Authorization: Bearer <key>` header.
 
-    with FakeSendGrid(schema_path, api_key="SG.test") as sg:
+    with FakeSendGrid(api_key="SG.test") as sg:   # schema_path= another schema file
         provider = SendGridProvider("SG.test", host=sg.url)
         sg.fail_next("429", retry_after=7)      # or "500", "401", "400", "hang", "drop"; times=N
         sg.requests -> [Request(headers, body, problems)]
@@ -33,8 +33,12 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+# A copy of SendGrid's published schema kept in the repository, so every clone runs these tests.
+SCHEMA = Path(__file__).resolve().parent.parent / "fixtures" / "sendgrid" / (
+    "mail-send.request.schema.json")
 
-def load_validator(schema_path: Path) -> Draft202012Validator:
+
+def load_validator(schema_path: Path = SCHEMA) -> Draft202012Validator:
     schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
     schema = copy.deepcopy(schema)
     # The published spec says "string"; the API (and sendgrid-python) use an object of strings.
@@ -91,7 +95,7 @@ class Request:
 
 
 class FakeSendGrid:
-    def __init__(self, schema_path: Path, *, api_key: str = "SG.test-key",
+    def __init__(self, schema_path: Path = SCHEMA, *, api_key: str = "SG.test-key",
                  hang_seconds: float = 1.0) -> None:
         self.validator = load_validator(schema_path)
         self.api_key = api_key

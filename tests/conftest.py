@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("NEWSLETTER_SHARED", ROOT.parent / "shared"))
@@ -60,3 +63,34 @@ def seed_issue(project: Path) -> Path:
     if not path.exists():
         pytest.fail("issues/2011-05.yaml is missing from the project")
     return path
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------
+# Tests that use these fixtures are marked `postgres` and, where no server binaries are
+# installed, skipped with the reason (at collection, before any fixture runs).
+_POSTGRES_FIXTURES = {"postgres_cluster", "postgres_url"}
+_PG_BINDIR = postgres.find_bindir()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _POSTGRES_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+            if _PG_BINDIR is None:
+                item.add_marker(pytest.mark.skip(reason=postgres.missing_reason()))
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[postgres.Cluster]:
+    """One throwaway PostgreSQL server for the session (see tests/support/postgres.py)."""
+    if _PG_BINDIR is None:
+        pytest.skip(postgres.missing_reason())
+    with postgres.Cluster.start(_PG_BINDIR) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: postgres.Cluster) -> Iterator[str]:
+    """`postgresql://user:password@127.0.0.1:PORT/test_...`: a fresh empty database."""
+    with postgres_cluster.database() as url:
+        yield url

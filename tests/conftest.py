@@ -28,9 +28,13 @@ def shared_path(*parts: str) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+            ) -> Path:
     """A throwaway copy of the project (settings, templates, the seed issue) as the cwd, with a
-    clean environment: file provider, outbox, database and secret all inside tmp_path."""
+    clean environment: file provider, outbox, database and secret all inside tmp_path.
+
+    SpamAssassin is off (a second or more per check run, in every send and check test) except
+    in tests marked `spamassassin`, the ones about the spam check."""
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(ROOT / "newsletter.toml", root / "newsletter.toml")
@@ -46,6 +50,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NEWSLETTER_DB", str(root / "newsletter.db"))
     monkeypatch.setenv("NEWSLETTER_SECRET", "test-secret-not-for-production")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    if request.node.get_closest_marker("spamassassin") is None:
+        monkeypatch.setenv("NEWSLETTER_SPAMASSASSIN", "off")
     monkeypatch.chdir(root)
     return root
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -9,6 +10,9 @@ import pytest
 from newsletter.checks import run_checks
 from newsletter.checks.spam import build_eml, check_spam, parse_report
 from tests.support.checks import by, rendered
+
+# The only tests that run SpamAssassin: the project fixture turns it off everywhere else.
+pytestmark = pytest.mark.spamassassin
 
 needs_spamassassin = pytest.mark.skipif(
     shutil.which("spamassassin") is None,
@@ -101,3 +105,16 @@ Content analysis details:   (7.1 points, 5.0 required)
     assert [r.name for r in score.top(2)] == ["LONG_RULE", "NO_PRESCRIPTION"]
     assert score.top(1)[0].description.endswith("wraps onto a second line")
     assert parse_report("no report here") is None
+
+
+def test_off_skips_the_spam_check_and_says_so(settings) -> None:
+    off = dataclasses.replace(settings, env={**settings.env, "NEWSLETTER_SPAMASSASSIN": "off"})
+    [f] = check_spam(rendered(NORMAL_HTML, NORMAL_TEXT, off), off)
+    assert f.level == "note" and "NEWSLETTER_SPAMASSASSIN is off" in f.message
+
+
+def test_the_named_program_is_the_one_run(settings, tmp_path) -> None:
+    missing = str(tmp_path / "no-such-spamassassin")
+    named = dataclasses.replace(settings, env={**settings.env, "NEWSLETTER_SPAMASSASSIN": missing})
+    [f] = check_spam(rendered(NORMAL_HTML, NORMAL_TEXT, named), named)
+    assert f.level == "warning" and "could not run" in f.message, f

@@ -22,6 +22,8 @@ from newsletter.errors import NewsletterError
 THRESHOLD = 5.0  # SpamAssassin's default required_score
 DEFAULT_TIMEOUT = 60.0
 SAMPLE_RECIPIENT = "reader@example.org"
+# The spamassassin program to run (default: found on PATH), or "off" to skip the spam check.
+PROGRAM_ENV = "NEWSLETTER_SPAMASSASSIN"
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,11 @@ def parse_report(output: str) -> Score | None:
 
 
 def check_spam(rendered: Rendered, settings, *, timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
-    if not spamassassin_path():
+    chosen = (settings.getenv(PROGRAM_ENV) or "").strip()
+    if chosen.lower() == "off":
+        return [note("spam", f"spam score not checked: {PROGRAM_ENV} is off")]
+    program = chosen or spamassassin_path()
+    if not program:
         return [note("spam", "spam score not checked: spamassassin is not installed "
                      "(Debian: apt-get install spamassassin)")]
     try:
@@ -164,7 +170,7 @@ def check_spam(rendered: Rendered, settings, *, timeout: float = DEFAULT_TIMEOUT
     except (NewsletterError, ValueError) as exc:  # e.g. a header the builder refuses
         return [error("spam", f"the message could not be built: {exc}", "message")]
     try:
-        result = score_message(eml, timeout=timeout)
+        result = score_message(eml, timeout=timeout, executable=program)
     except RuntimeError as exc:
         return [warning("spam", f"spam score not checked: {exc}")]
     rules = "; ".join(f"{r.name} {r.points:+g} ({r.description})" for r in result.top())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from waitress import wasyncore
 
 
 @contextmanager
@@ -32,18 +33,26 @@ def running(app, threads: int = 8, trusted_proxy: str | None = None) -> Iterator
 
 def stop(server, thread: threading.Thread, timeout: float = 10) -> None:
     """Close every socket from inside waitress's own loop thread (closing them from here races
-    with its select() and ends in EBADF), then stop its worker threads."""
+    with its select() and ends in EBADF), then stop its worker threads, then the trigger.
+
+    The trigger (a pipe) is closed only here, after the loop ended. `pull_trigger` queues the
+    thunk and then writes to the pipe; when the loop is already awake (a worker pulled it after
+    a response), it can run the thunk before that write. Had the thunk closed the pipe (as
+    `server.close()` does), the write hit a closed descriptor (EBADF: an intermittent failure
+    of whichever test stopped a server) or, worse, one another thread had just reopened."""
 
     def close_all() -> None:
         for dispatcher in list(server._map.values()):
             if dispatcher is not server and dispatcher is not server.trigger:
                 dispatcher.close()
-        server.close()  # the listening socket and the trigger: the loop's map is now empty
+        wasyncore.dispatcher.close(server)  # the listening socket only
+        server.trigger.del_channel()  # out of the loop's map, which is now empty: the loop ends
 
     server.trigger.pull_trigger(close_all)
     thread.join(timeout)
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
     assert not thread.is_alive(), "waitress did not stop"
+    server.trigger.close()
 
 
 @dataclass

@@ -152,6 +152,7 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-ru
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_index_and_issue_page_fit_a_360px_phone(project: Path, issues: Path) -> None:
     if not Path(CHROMIUM).exists():

@@ -242,6 +242,7 @@ def test_progress_counts_each_distinct_url_once(link_server) -> None:  # noqa: F
     assert len(calls) == 4  # nothing to do: not called
 
 
+@pytest.mark.slow
 def test_run_checks_reports_progress_online_only(link_server, settings) -> None:  # noqa: F811
     local = local_settings(settings, link_server)
     r = _links_email(link_server, local)

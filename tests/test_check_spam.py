@@ -51,6 +51,7 @@ SPAM_SENTENCES = (
 SPAM_SUBJECT = "FREE CASH!!! YOU ARE A WINNER - ACT NOW $$$"
 
 
+@pytest.mark.slow
 @needs_spamassassin
 def test_a_normal_issue_scores_low_and_is_a_note(settings) -> None:
     r = rendered(NORMAL_HTML, NORMAL_TEXT, settings)
@@ -59,6 +60,7 @@ def test_a_normal_issue_scores_low_and_is_a_note(settings) -> None:
     assert "SpamAssassin score" in f.message
 
 
+@pytest.mark.slow
 @needs_spamassassin
 def test_a_spammy_message_is_an_error_with_its_top_rules(settings) -> None:
     r = rendered(f'<p style="color:#222222">{SPAM_SENTENCES}</p>', SPAM_SENTENCES, settings,

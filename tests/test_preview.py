@@ -135,6 +135,7 @@ def _edit(path: Path, old: str, new: str, *, rename: bool = False) -> None:
 # -- the page ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @needs_chromium
 def test_page_shows_inbox_row_and_the_email(browser, server):
@@ -312,6 +313,7 @@ def test_settings_error_is_shown_and_recovers(page, project):
 # -- send test ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @needs_chromium
 def test_send_test_button_delivers_to_smtp_and_needs_the_token(browser, project, monkeypatch):
@@ -363,6 +365,7 @@ def test_send_test_to_the_file_outbox_says_where_it_went(page, project):
     assert all(b"Subject: [TEST] " in p.read_bytes() for p in written)
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @needs_chromium
 def test_send_button_is_disabled_without_a_provider(browser, project, monkeypatch):
@@ -460,6 +463,7 @@ def test_send_status_explains_what_is_missing(settings, monkeypatch):
     assert "reviewers" in send_status(nobody)["reason"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("polling", [False, True], ids=["file-events", "polling"])
 def test_live_reload_without_a_browser(project, polling):
     """The watcher re-renders on a save, with inotify and with polling (its fallback)."""
@@ -536,6 +540,7 @@ def _spawn_cli(project: Path, *args: str):
         env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+@pytest.mark.slow
 def test_cli_prints_its_url_and_stops_cleanly_on_ctrl_c(project):
     import signal
 

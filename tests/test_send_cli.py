@@ -122,6 +122,7 @@ def test_missing_sendgrid_key(project):
     assert "SENDGRID_API_KEY" in line
 
 
+@pytest.mark.slow
 def test_unreachable_smtp_server(project, settings):
     add_subscribers(settings.db_path, 3)
     env = {"NEWSLETTER_PROVIDER": "smtp", "SMTP_URL": f"smtp://127.0.0.1:{closed_port()}"}

@@ -53,6 +53,7 @@ def fresh_settings(project: Path):
 # -- SendGrid ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_2500_subscribers_three_requests_each_once(project, sendgrid):
     settings = fresh_settings(project)
     emails = add_subscribers(settings.db_path, 2500)
@@ -74,6 +75,7 @@ def test_2500_subscribers_three_requests_each_once(project, sendgrid):
     assert len(ids) == 3 and None not in ids  # one X-Message-Id per request
 
 
+@pytest.mark.slow
 def test_retries_on_429_and_500_then_success(project, sendgrid):
     settings = fresh_settings(project)
     emails = add_subscribers(settings.db_path, 1200)

@@ -643,6 +643,7 @@ def test_a_one_click_waits_for_a_cli_write_lock_and_succeeds(site: Site) -> None
     assert site.status(ANN) == "unsubscribed"
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_unsubscribe_button_in_chromium_at_phone_width(site: Site) -> None:
     chromium = "/usr/bin/chromium"

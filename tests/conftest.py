@@ -60,3 +60,14 @@ def seed_issue(project: Path) -> Path:
     if not path.exists():
         pytest.fail("issues/2011-05.yaml is missing from the project")
     return path
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """An empty store (SQLite in tmp_path). Tests written against the Store's public
+    interface run on any backend this fixture is later parametrised over."""
+    from newsletter.store import open_store
+
+    opened = open_store(tmp_path / "store" / "newsletter.db")
+    yield opened
+    opened.close()

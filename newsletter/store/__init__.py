@@ -60,14 +60,14 @@ from newsletter.store.common import (
     now,
 )
 from newsletter.store.events import EventCount, Events
-from newsletter.store.ledger import Claimed, Ledger, Outcomes
+from newsletter.store.ledger import Claimed, Ledger, LedgerRow, Outcomes
 from newsletter.store.sqlite import SQLiteBackend
 from newsletter.store.subscribers import ImportRow, SubscribeOutcome, Subscriber, Subscribers
 
 __all__ = [
     "ACTIVE", "DONE_STATES", "IN_FLIGHT", "INACTIVE", "LEDGER_STATES", "PENDING",
     "SUBSCRIBER_STATUSES", "SUPPRESSED", "UNSUBSCRIBED", "Approvals", "Backend", "Claimed",
-    "Connection", "EventCount", "Events", "ImportRow", "Ledger", "Outcomes", "Store",
+    "Connection", "EventCount", "Events", "ImportRow", "Ledger", "LedgerRow", "Outcomes", "Store",
     "SubscribeOutcome", "Subscriber", "Subscribers", "Tables", "TestSend", "normalise_email",
     "now", "open_store",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 from newsletter.errors import StoreError
@@ -37,6 +38,16 @@ class Claimed(NamedTuple):
     email: str
     name: str | None
     rowid: int = 0
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    email: str
+    state: str
+    message_id: str | None
+    last_error: str | None
+    attempts: int
+    updated_at: str | None
 
 
 T = TypeVar("T")
@@ -211,6 +222,12 @@ class Ledger:
             sql += " LIMIT ?"
             params += (limit,)
         return [row[0] for row in self.conn.execute(sql, params)]
+
+    def rows(self) -> list[LedgerRow]:
+        """Every row of this issue, in claim order (for reports and tests: not for a send)."""
+        return [LedgerRow(*row) for row in self.conn.execute(
+            "SELECT email, state, message_id, last_error, attempts, updated_at FROM sends"
+            f" WHERE issue = ? ORDER BY {self.conn.row_id}", (self.issue,))]
 
     def active_done(self, states: Sequence[str]) -> int:
         """Active subscribers whose row for this issue is in one of `states`."""

@@ -4,7 +4,7 @@
     store.subscribers.unsubscribe(email, reason)
     store.events.add(event)
     ledger = store.ledger(issue)            # the one write API of the send ledger
-    store.write(lambda tx: lifecycle.unsubscribe(tx, email))   # a grouped durable web write
+    store.write(lambda tx: tx.subscribers.confirm(email))  # a grouped durable web write
     with store.transaction() as tx: ...     # several changes, all or nothing
     store.close()
 
@@ -81,6 +81,10 @@ class Backend(Protocol):
     def connect(self) -> Connection: ...
     def connection(self) -> Connection: ...
     def write(self, fn: Callable[[Connection], T]) -> T: ...
+    def ping(self) -> None:
+        """Raise unless the database answers (a health check)."""
+        self.conn.execute("SELECT 1").fetchone()
+
     def send_lock(self) -> AbstractContextManager[None]: ...
     def close(self) -> None: ...
 
@@ -133,6 +137,10 @@ class Store(Tables):
         """`fn(tables)` in a committed transaction, grouped with concurrent writes of other
         threads where the backend does that (a web request's durable write)."""
         return self.backend.write(lambda conn: fn(Tables(conn)))
+
+    def ping(self) -> None:
+        """Raise unless the database answers (a health check)."""
+        self.conn.execute("SELECT 1").fetchone()
 
     def send_lock(self) -> AbstractContextManager[None]:
         return self.backend.send_lock()

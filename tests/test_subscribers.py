@@ -165,3 +165,23 @@ def test_a_removed_unknown_address_stays_unsubscribed_through_an_import(store, t
     assert zoe.status == "unsubscribed" and zoe.status_reason == "removed"
     ledger = store.ledger("2011-05")
     assert ledger.seed() == 1 and ledger.emails("pending") == ["ann@example.org"]
+
+
+def test_subscribers_remove_of_an_unknown_address_then_an_import_never_mails_it(project, settings):
+    from click.testing import CliRunner
+
+    from newsletter.cli import main
+    from newsletter.deliver.sender import send_all
+    from tests.support.sending import RecordingProvider, rendered
+
+    result = CliRunner().invoke(main, ["subscribers", "remove", "Zoe@Example.org"])
+    assert result.exit_code == 0, result.output
+    assert "zoe@example.org: not on the list; recorded as unsubscribed" in result.output
+    (project / "m.csv").write_text("email\nann@example.org\nzoe@example.org\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["subscribers", "import", "m.csv"])
+    assert result.exit_code == 0 and "1 kept unsubscribed" in result.output
+    provider = RecordingProvider()
+    report = send_all(rendered(), settings, provider)
+    assert provider.delivered == ["ann@example.org"] and report.sent == 1
+    result = CliRunner().invoke(main, ["subscribers", "remove", "zoe@example.org"])
+    assert result.exit_code == 0 and "already unsubscribed" in result.output

@@ -55,18 +55,12 @@ def make_project(folder: Path) -> Path:
 
 
 def make_db(path: Path, n: int) -> None:
-    from newsletter import store
+    from newsletter.store import open_store
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    conn = store.connect(path)
-    stamp = store.now()
-    with store.transaction(conn):
-        conn.executemany(
-            "INSERT INTO subscribers (email, name, status, created_at, consent_at,"
-            " consent_source) VALUES (?, ?, 'active', ?, ?, 'bench')",
-            ((f"reader{i:07d}@example.org", f"Reader {i}", stamp, stamp) for i in range(n)),
-        )
-    conn.close()
+    with open_store(path) as store:
+        store.subscribers.add_many(
+            ((f"reader{i:07d}@example.org", f"Reader {i}") for i in range(n)), "bench")
 
 
 def child_env(project: Path, **extra: str) -> dict[str, str]:
@@ -129,13 +123,15 @@ def child_send_all() -> None:
 
 
 def _sample_recipients(settings, n: int):
-    from newsletter import store
+    from itertools import islice
+
     from newsletter.deliver.providers.base import Recipient
+    from newsletter.store import open_store
     from newsletter.tokens import unsubscribe_url
 
-    conn = store.connect(settings.db_path)
-    rows = conn.execute("SELECT email, name FROM subscribers ORDER BY id LIMIT ?", (n,))
-    return [Recipient(e, nm, unsubscribe_url(settings, e)) for e, nm in rows]
+    with open_store(settings) as store:
+        people = list(islice(store.subscribers.list(batch=n), n))
+    return [Recipient(p.email, p.name, unsubscribe_url(settings, p.email)) for p in people]
 
 
 def child_naive_sendgrid(n: str) -> None:

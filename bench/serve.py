@@ -31,8 +31,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from newsletter import store, tokens  # noqa: E402
+from newsletter import tokens  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
+from newsletter.store import open_store  # noqa: E402
 from tests.support.serve import keypair, signed_headers  # noqa: E402
 
 
@@ -164,12 +165,8 @@ def main() -> int:
     settings = load_settings(project / "newsletter.toml", environ=env)
 
     emails = [f"reader{i:06d}@example.org" for i in range(args.subscribers)]
-    conn = store.connect(settings.db_path)
-    stamp = store.now()
-    with store.transaction(conn):
-        conn.executemany(
-            "INSERT INTO subscribers (email, status, created_at, consent_source) "
-            "VALUES (?, 'active', ?, 'bench')", [(e, stamp) for e in emails])
+    store = open_store(settings)
+    store.subscribers.add_many(((e, None) for e in emails), "bench")
     paths = []
     for e in emails:
         url = urlsplit(tokens.unsubscribe_url(settings, e))
@@ -187,7 +184,7 @@ def main() -> int:
         cpu0 = cpu_seconds(proc.pid)
         elapsed, latencies, errors = unsubscribes(port, paths, args.clients)
         cpu = cpu_seconds(proc.pid) - cpu0
-        recorded = store.count_subscribers(conn)["unsubscribed"]
+        recorded = store.subscribers.counts()["unsubscribed"]
         rate = len(paths) / elapsed
         p50 = statistics.median(latencies) * 1000
         p99 = percentile(latencies, 99) * 1000
@@ -200,7 +197,7 @@ def main() -> int:
         w_elapsed, w_fail = webhooks(port, private_key, args.batches, args.batch_size,
                                      min(4, args.clients), emails)
         total = args.batches * args.batch_size
-        stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        stored = store.events.total()
         print(f"webhook events: {total} in {args.batches} signed batches of "
               f"{args.batch_size} in {w_elapsed:.2f} s = {total / w_elapsed:,.0f} events/s, "
               f"failed batches {w_fail}, stored {stored}/{total}")
@@ -214,7 +211,7 @@ def main() -> int:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        conn.close()
+        store.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

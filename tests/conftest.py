@@ -100,3 +100,14 @@ def postgres_url(postgres_cluster: postgres.Cluster) -> Iterator[str]:
     """`postgresql://user:password@127.0.0.1:PORT/test_...`: a fresh empty database."""
     with postgres_cluster.database() as url:
         yield url
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """An empty store (SQLite in tmp_path). Tests written against the Store's public
+    interface run on any backend this fixture is later parametrised over."""
+    from newsletter.store import open_store
+
+    opened = open_store(tmp_path / "store" / "newsletter.db")
+    yield opened
+    opened.close()

@@ -12,10 +12,10 @@ from collections import Counter
 
 import pytest
 
-from newsletter import store
 from newsletter.deliver import sender
 from newsletter.deliver.providers.base import Result, RetryableError, Status
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
+from newsletter.store import open_store
 from newsletter.tokens import read_token
 from tests.support.sending import RecordingProvider, add_subscribers, counts, rendered
 
@@ -64,12 +64,12 @@ def test_batch_size_is_capped_by_provider_and_settings(settings):
 
 def test_unsubscribed_are_skipped_even_during_a_send(settings):
     emails = add_subscribers(settings.db_path, 30)
-    conn = store.connect(settings.db_path)
-    store.unsubscribe(conn, emails[0])
-    store.set_status(conn, emails[1], "suppressed", "bounce")
+    db = open_store(settings.db_path)
+    db.subscribers.unsubscribe(emails[0], "test")
+    db.subscribers.suppress(emails[1], "bounce")
 
     def unsubscribe_later(_):  # the web app, while batch 0 is in flight
-        store.unsubscribe(conn, emails[25], "clicked")
+        db.subscribers.unsubscribe(emails[25], "clicked")
 
     provider = RecordingProvider(max_batch=10, script={0: unsubscribe_later})
     report = sender.send_all(rendered(), settings, provider)
@@ -104,9 +104,9 @@ def test_unknown_is_reported_not_resent_until_asked(settings):
 
 def test_rows_left_in_flight_by_a_dead_process_become_unknown(settings):
     emails = add_subscribers(settings.db_path, 6)
-    conn = store.connect(settings.db_path)
-    store.seed(conn, "2011-05")
-    store.claim(conn, "2011-05", 2)  # ... and then the process was killed
+    ledger = open_store(settings.db_path).ledger("2011-05")
+    ledger.seed()
+    ledger.claim(2)  # ... and then the process was killed
     provider = RecordingProvider()
     report = sender.send_all(rendered(), settings, provider)
     assert report.recovered_unknown == 2 and provider.delivered == emails[2:]
@@ -147,7 +147,7 @@ def test_retryable_exhausted_marks_failed_and_next_run_retries(settings):
         sender.send_all(rendered(), settings, provider, max_attempts=3, backoff=0.01)
     c = counts(settings.db_path)
     assert c["failed"] == 4 and c["sent"] == 0 and c["in_flight"] == 0
-    conn = store.connect(settings.db_path)
+    conn = open_store(settings.db_path).conn
     assert "503" in conn.execute("SELECT last_error FROM sends").fetchone()[0]
     report = sender.send_all(rendered(), settings, RecordingProvider())
     assert report.sent == 4
@@ -222,10 +222,9 @@ def test_send_test_to_reviewers_records_hash(settings):
     assert [r.email for r in results] == list(settings.reviewers)
     campaign, recipients = provider.calls[0]
     assert campaign.subject == "[TEST] Cities of Migration – May 2011" and campaign.test
-    conn = store.connect(settings.db_path)
-    row = store.last_test_send(conn, "2011-05")
-    assert row["content_hash"] == sender.content_hash(rendered())
-    assert row["recipients"] == ", ".join(settings.reviewers)
+    last = open_store(settings.db_path).approvals.last("2011-05")
+    assert last.content_hash == sender.content_hash(rendered())
+    assert last.recipients == ", ".join(settings.reviewers)
 
 
 def test_send_test_to_given_addresses_validated(settings):
@@ -239,8 +238,7 @@ def test_send_test_to_given_addresses_validated(settings):
 
 def test_send_test_not_recorded_when_nothing_accepted(settings):
     sender.send_test(rendered(), settings, provider=RecordingProvider(status=Status.REJECTED))
-    conn = store.connect(settings.db_path)
-    assert store.last_test_send(conn, "2011-05") is None
+    assert open_store(settings.db_path).approvals.last("2011-05") is None
 
 
 def test_content_hash_changes_with_any_part():

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter import store
 from newsletter.cli import main
 from newsletter.config import load_settings
 from newsletter.deliver import sender
 from newsletter.errors import ProviderAuthError
+from newsletter.store import open_store
 from newsletter.tokens import read_token
 from tests.conftest import ROOT
 from tests.support.fake_sendgrid import FakeSendGrid
@@ -70,7 +70,7 @@ def test_2500_subscribers_three_requests_each_once(project, sendgrid):
                       secrets=settings.secrets) == p["to"][0]["email"]
     assert p["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert sendgrid.requests[0].body["custom_args"] == {"issue": "2011-05"}
-    conn = store.connect(settings.db_path)
+    conn = open_store(settings.db_path).conn
     ids = {r[0] for r in conn.execute("SELECT message_id FROM sends")}
     assert len(ids) == 3 and None not in ids  # one X-Message-Id per request
 
@@ -134,8 +134,7 @@ def test_hang_is_unknown_and_retry_unknown_resends(project, sendgrid, monkeypatc
 def test_unsubscribed_skipped_and_rerun_sends_nothing(project, sendgrid):
     settings = fresh_settings(project)
     emails = add_subscribers(settings.db_path, 10)
-    conn = store.connect(settings.db_path)
-    store.unsubscribe(conn, emails[4])
+    open_store(settings.db_path).subscribers.unsubscribe(emails[4], "test")
     sender.send_all(rendered(), settings)
     assert emails[4] not in recipients_of(sendgrid) and len(recipients_of(sendgrid)) == 9
     sender.send_all(rendered(), settings)
@@ -246,7 +245,7 @@ def test_killed_halfway_then_rerun_no_duplicates(project, monkeypatch):
         out, err = rerun.communicate(timeout=120)
         got = Counter(r for m in peer.messages for r in m.rcpt_tos)
         assert max(got.values()) == 1, "someone received two copies"
-        conn = store.connect(settings.db_path)
+        conn = open_store(settings.db_path).conn
         state = dict(conn.execute("SELECT email, state FROM sends").fetchall())
         assert set(state) == set(emails)
         assert set(state.values()) <= {"sent", "unknown"}
@@ -293,7 +292,7 @@ def test_killed_during_a_sendgrid_request_then_rerun(project, sendgrid):
     out, err = _cli(project, *args, env=env).communicate(timeout=120)
     got = Counter(recipients_of(sendgrid))  # every request SendGrid received, hung one too
     assert set(got) == set(emails) and max(got.values()) == 1
-    conn = store.connect(settings.db_path)
+    conn = open_store(settings.db_path).conn
     state = dict(conn.execute("SELECT email, state FROM sends").fetchall())
     assert sorted(e for e, s in state.items() if s == "unknown") == sorted(in_hung)
     assert all(s == "sent" for e, s in state.items() if e not in in_hung)

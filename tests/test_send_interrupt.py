@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from newsletter import store
+from newsletter.store import open_store
 from tests.support.sending import counts
 from tests.support.smtp_server import SmtpPeer
 from tests.test_send_integration import SEND_ALL, _cli, start_send_to_slow_peer
@@ -37,5 +37,5 @@ def test_ctrl_c_stops_after_the_batch_with_the_ledger_consistent(project, monkey
         got = Counter(r for m in peer.messages for r in m.rcpt_tos)
         assert set(got) == set(emails)
         assert max(got.values()) == 1, "someone received two copies"
-        conn = store.connect(settings.db_path)
+        conn = open_store(settings.db_path).conn
         assert {s for (s,) in conn.execute("SELECT state FROM sends")} == {"sent"}

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter import store, tokens
+from newsletter import tokens
 from newsletter.cli import main
 from newsletter.config import Settings, load_settings
+from newsletter.deliver.events import EventKind
+from newsletter.store import Store, Subscriber, open_store
 from newsletter.web.app import FORM_LIMIT, WEBHOOK_LIMIT, create_app
 from tests.support.serve import call, form, keypair, running, sign, signed_headers
 
@@ -30,22 +32,17 @@ class Site:
     settings: Settings
     private_key: object
 
-    def db(self):
-        return store.connect(self.settings.db_path)
+    def db(self) -> Store:
+        return open_store(self.settings.db_path)
 
-    def add(self, *emails: str, status: str = store.ACTIVE) -> None:
-        conn = self.db()
-        with store.transaction(conn):
+    def add(self, *emails: str, status: str = "active") -> None:
+        with self.db() as db, db.transaction() as tx:
             for email in emails:
-                store.add_subscriber(conn, email, status=status, consent_source="test")
-        conn.close()
+                tx.subscribers.add(email, status=status, consent_source="test")
 
-    def get(self, email: str) -> store.Subscriber | None:
-        conn = self.db()
-        try:
-            return store.get_subscriber(conn, email)
-        finally:
-            conn.close()
+    def get(self, email: str) -> Subscriber | None:
+        with self.db() as db:
+            return db.subscribers.get(email)
 
     def status(self, email: str) -> str | None:
         found = self.get(email)
@@ -119,7 +116,7 @@ def test_one_click_is_idempotent(site: Site) -> None:
     assert after.status == "unsubscribed"
     assert after.unsubscribed_at == before.unsubscribed_at
     conn = site.db()
-    assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 1
+    assert sum(conn.subscribers.counts().values()) == 1
     conn.close()
 
 
@@ -165,7 +162,7 @@ def test_forged_or_truncated_tokens_get_a_friendly_400_and_change_nothing(site: 
     assert reply.status == 400
     assert site.status(ANN) == "active"
     conn = site.db()
-    assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 1
+    assert sum(conn.subscribers.counts().values()) == 1
     conn.close()
 
 
@@ -187,9 +184,9 @@ def test_previous_secret_still_accepted_during_rotation(project: Path) -> None:
     new = load_settings(project / "newsletter.toml", environ={
         **env, "NEWSLETTER_SECRET": "new", "NEWSLETTER_SECRET_PREVIOUS": "old"})
     after = load_settings(project / "newsletter.toml", environ={**env, "NEWSLETTER_SECRET": "new"})
-    conn = store.connect(new.db_path)
+    conn = open_store(new.db_path)
     for email in (ANN, BOB):
-        store.add_subscriber(conn, email, consent_source="test")
+        conn.subscribers.add(email, consent_source="test")
     old_ann = token_of(tokens.unsubscribe_url(old, ANN))
     old_bob = token_of(tokens.unsubscribe_url(old, BOB))
     with running(create_app(after)) as base:  # rotation finished: the old key is gone
@@ -198,8 +195,8 @@ def test_previous_secret_still_accepted_during_rotation(project: Path) -> None:
         assert call(base, "POST", f"/unsubscribe?t={old_ann}", ONE_CLICK).status == 200
         new_bob = token_of(tokens.unsubscribe_url(new, BOB))
         assert call(base, "POST", f"/unsubscribe?t={new_bob}", ONE_CLICK).status == 200
-    assert store.get_subscriber(conn, ANN).status == "unsubscribed"
-    assert store.get_subscriber(conn, BOB).status == "unsubscribed"
+    assert conn.subscribers.get(ANN).status == "unsubscribed"
+    assert conn.subscribers.get(BOB).status == "unsubscribed"
     conn.close()
 
 
@@ -225,7 +222,7 @@ def test_concurrent_unsubscribes_from_many_threads_are_all_recorded(site: Site) 
         t.join(60)
     assert not failures
     conn = site.db()
-    assert store.count_subscribers(conn)["unsubscribed"] == len(emails)
+    assert conn.subscribers.counts()["unsubscribed"] == len(emails)
     conn.close()
 
 
@@ -254,17 +251,17 @@ def test_sql_metacharacters_and_10kb_strings_in_every_field(site: Site) -> None:
         reply = call(site.base, "GET", "/confirm?" + urllib.parse.urlencode({"t": value}))
         assert reply.status == 400
     conn = site.db()
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = {r[0] for r in conn.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"subscribers", "sends", "events"} <= tables
-    assert store.get_subscriber(conn, ANN).status == "active"
-    rows = conn.execute("SELECT email, name, consent_form FROM subscribers").fetchall()
-    assert any(row["name"] == SQL for row in rows)  # stored as given, never executed
+    assert conn.subscribers.get(ANN).status == "active"
+    rows = list(conn.subscribers.list())
+    assert any(row.name == SQL for row in rows)  # stored as given, never executed
     # An address may itself hold SQL metacharacters (an apostrophe is valid in one).
     reply = call(site.base, "POST", "/subscribe", form(email="O'Brien--@example.org"))
     assert reply.status == 200
-    assert store.get_subscriber(conn, "o'brien--@example.org").status == "pending"
+    assert conn.subscribers.get("o'brien--@example.org").status == "pending"
     for row in rows:  # bounded, one line, no control characters
-        for value in (row["name"] or "", row["consent_form"] or ""):
+        for value in (row.name or "", row.consent_form or ""):
             assert len(value) <= 200 and value.isprintable()
     conn.close()
 
@@ -327,18 +324,17 @@ def test_signed_events_are_applied_once_and_a_replay_changes_nothing(site: Site)
 
     conn = site.db()
     stats = issue_stats(conn, "2011-05")
-    counted = (stats["delivered"], stats["open"], stats["unique_open"], stats["bounce"])
+    counted = (stats.count(EventKind.DELIVERED), stats.count(EventKind.OPENED),
+               stats.events[EventKind.OPENED].addresses, stats.count(EventKind.BOUNCED))
     assert counted == (1, 3, 1, 1)
-    before = conn.execute("SELECT * FROM events ORDER BY sg_event_id").fetchall()
-    subs = conn.execute("SELECT * FROM subscribers ORDER BY id").fetchall()
+    before = conn.conn.execute("SELECT * FROM events ORDER BY event_id").fetchall()
+    subs = list(conn.subscribers.list())
     replay = site.webhook(_events())
     assert replay.status == 200
     assert json.loads(replay.body) == {"received": 7, "new": 0, "duplicates": 7, "invalid": 0,
                                        "suppressed": 0}
-    assert [tuple(r) for r in conn.execute("SELECT * FROM events ORDER BY sg_event_id")] == \
-        [tuple(r) for r in before]
-    assert [tuple(r) for r in conn.execute("SELECT * FROM subscribers ORDER BY id")] == \
-        [tuple(r) for r in subs]
+    assert conn.conn.execute("SELECT * FROM events ORDER BY event_id").fetchall() == before
+    assert list(conn.subscribers.list()) == subs
     conn.close()
 
 
@@ -365,7 +361,7 @@ def test_unsigned_mis_signed_and_stale_webhooks_are_rejected(site: Site) -> None
         assert reply.status in (400, 403), (name, reply.status)
     assert site.status(ANN) == "active"
     conn = site.db()
-    assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+    assert conn.events.total() == 0
     conn.close()
 
 
@@ -381,7 +377,7 @@ def test_webhook_oversized_or_not_json_is_rejected(site: Site) -> None:
                      signed_headers(site.private_key, body, now))
         assert reply.status == 400
     conn = site.db()
-    assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+    assert conn.events.total() == 0
     conn.close()
 
 
@@ -404,7 +400,7 @@ def test_an_unsubscribe_while_a_send_is_queued_or_running_is_honoured(site: Site
 
     emails = add_subscribers(site.settings.db_path, 8)
     conn = site.db()
-    assert store.seed(conn, "2011-05") == 8  # every address queued in the ledger
+    assert conn.ledger("2011-05").seed() == 8  # every address queued in the ledger
     conn.close()
     # Queued, then unsubscribed through the one-click endpoint before the send starts.
     assert call(site.base, "POST", site.unsubscribe_path(emails[1]), ONE_CLICK).status == 200
@@ -519,8 +515,8 @@ def test_consent_ip_comes_from_x_forwarded_for_only_behind_a_trusted_proxy(proje
         reply = call(base, "POST", "/subscribe", form(email=BOB),
                      {"X-Forwarded-For": "203.0.113.9"})
     assert reply.status == 200
-    conn = store.connect(settings.db_path)
-    assert store.get_subscriber(conn, BOB).consent_ip == "203.0.113.9"
+    conn = open_store(settings.db_path)
+    assert conn.subscribers.get(BOB).consent_ip == "203.0.113.9"
     conn.close()
     assert len(list((project / "outbox").rglob("*.eml"))) == 1  # the file provider got it
 
@@ -532,54 +528,8 @@ def test_subscribe_page_and_invalid_address(site: Site) -> None:
     assert reply.status == 400 and "valid email address" in reply.body
     assert 'value="not-an-address"' in reply.body
     conn = site.db()
-    assert conn.execute("SELECT COUNT(*) FROM subscribers").fetchone()[0] == 0
+    assert sum(conn.subscribers.counts().values()) == 0
     conn.close()
-
-
-def test_group_commit_one_failing_write_does_not_undo_the_others(project: Path) -> None:
-    from newsletter.web.app import GroupCommit
-
-    db = project / "group.db"
-    local = threading.local()
-
-    def connect():
-        if not hasattr(local, "conn"):
-            local.conn = store.connect(db)
-        return local.conn
-
-    group = GroupCommit(connect)
-    outcomes: dict[str, object] = {}
-
-    def write(email: str, fail: bool) -> None:
-        def fn(conn):
-            conn.execute("INSERT INTO subscribers (email, status) VALUES (?, 'active')", (email,))
-            if fail:
-                raise ValueError("this one fails")
-            return email
-        try:
-            outcomes[email] = group.run(fn)
-        except ValueError as exc:
-            outcomes[email] = exc
-
-    group._commit.acquire()  # hold the commit so all three queue up and commit together
-    threads = [threading.Thread(target=write, args=(f"w{i}@example.org", i == 1))
-               for i in range(3)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 10
-    while len(group._queue) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(group._queue) == 3
-    group._commit.release()
-    for t in threads:
-        t.join(10)
-    assert outcomes["w0@example.org"] == "w0@example.org"
-    assert outcomes["w2@example.org"] == "w2@example.org"
-    assert isinstance(outcomes["w1@example.org"], ValueError)
-    conn = store.connect(db)
-    stored = {r[0] for r in conn.execute("SELECT email FROM subscribers")}
-    conn.close()
-    assert stored == {"w0@example.org", "w2@example.org"}
 
 
 def test_status_shows_what_the_webhook_and_one_click_recorded(site: Site) -> None:
@@ -623,16 +573,16 @@ def test_a_failed_confirmation_email_is_a_503_and_can_be_retried_at_once(
             up = call(base, "POST", "/subscribe", form(email=ANN))
             assert up.status == 200
     assert [m.rcpt_tos for m in peer.messages] == [[ANN]]
-    conn = store.connect(settings.db_path)
-    assert store.get_subscriber(conn, ANN).status == "pending"
+    conn = open_store(settings.db_path)
+    assert conn.subscribers.get(ANN).status == "pending"
     conn.close()
 
 
 def test_a_one_click_waits_for_a_cli_write_lock_and_succeeds(site: Site) -> None:
     site.add(ANN)
     other = site.db()  # e.g. `send --all` claiming a batch
-    other.execute("BEGIN IMMEDIATE")
-    release = threading.Timer(1.0, lambda: other.execute("COMMIT"))
+    other.conn.begin()
+    release = threading.Timer(1.0, other.conn.commit)
     release.start()
     started = time.monotonic()
     reply = call(site.base, "POST", site.unsubscribe_path(ANN), ONE_CLICK)

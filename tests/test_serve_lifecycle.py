@@ -13,103 +13,92 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import store
+from newsletter.deliver.events import EventKind
 from newsletter.subscribers import lifecycle
-from newsletter.subscribers.lifecycle import transaction
+from newsletter.web.app import _sendgrid_events, _sendgrid_issue
 
 
-@pytest.fixture
-def conn(tmp_path: Path):
-    c = store.connect(tmp_path / "db.sqlite")
-    yield c
-    c.close()
+def add(store, email: str, status: str = "active") -> None:
+    store.subscribers.add(email, status=status, consent_source="test")
 
 
-def add(conn, email: str, status: str = "active") -> None:
-    store.add_subscriber(conn, email, status=status, consent_source="test")
-
+# SendGrid's JSON -> neutral events (the web app's stand-in parser, until the SendGrid
+# provider parses its own webhook).
 
 def test_event_issue_from_custom_args_or_categories() -> None:
-    assert lifecycle.event_issue({"issue": "2011-05"}) == "2011-05"
-    assert lifecycle.event_issue({"custom_args": {"issue": "2011-06"}}) == "2011-06"
-    assert lifecycle.event_issue({"category": ["newsletter", "2011-07"]}) == "2011-07"
-    assert lifecycle.event_issue({"category": "confirm"}) == "confirm"
-    assert lifecycle.event_issue({"category": [1, None]}) is None
-    assert lifecycle.event_issue({}) is None
-    # events of test sends (custom_args test=1) belong to no issue: not counted by `status`
-    assert lifecycle.event_issue({"issue": "2011-05", "test": "1", "category": ["2011-05"]}) \
+    assert _sendgrid_issue({"issue": "2011-05"}) == "2011-05"
+    assert _sendgrid_issue({"custom_args": {"issue": "2011-06"}}) == "2011-06"
+    assert _sendgrid_issue({"category": ["newsletter", "2011-07"]}) == "2011-07"
+    assert _sendgrid_issue({"category": "confirm"}) == "confirm"
+    assert _sendgrid_issue({"category": [1, None]}) is None
+    assert _sendgrid_issue({}) is None
+    # A test send's copy belongs to no issue (its opens must not count in `status`).
+    assert _sendgrid_issue({"issue": "2011-05", "test": "1", "category": ["2011-05"]}) \
         is None
-    assert lifecycle.event_issue({"custom_args": {"issue": "2011-05", "test": "1"}}) is None
+    assert _sendgrid_issue({"custom_args": {"issue": "2011-05", "test": "1"}}) is None
 
 
-def test_blocked_bounce_is_recorded_but_does_not_suppress(conn) -> None:
-    add(conn, "ann@example.org")
-    with transaction(conn):
-        out = lifecycle.apply_events(conn, [
-            {"sg_event_id": "b1", "event": "bounce", "type": "blocked", "email": "ann@example.org",
-             "issue": "2011-05", "reason": "421 try later"},
-        ])
+def test_blocked_bounce_is_recorded_but_does_not_suppress(store) -> None:
+    add(store, "ann@example.org")
+    events, invalid = _sendgrid_events([
+        {"sg_event_id": "b1", "event": "bounce", "type": "blocked", "email": "ann@example.org",
+         "issue": "2011-05", "reason": "421 try later"}])
+    assert invalid == 0 and events[0].kind == EventKind.BOUNCED and events[0].temporary
+    out = lifecycle.apply_events(store, events)
     assert out.new == 1 and out.suppressed == 0
-    assert store.get_subscriber(conn, "ann@example.org").status == "active"
+    assert store.subscribers.get("ann@example.org").status == "active"
 
 
-def test_malformed_events_are_counted_invalid_and_skipped(conn) -> None:
-    add(conn, "ann@example.org")
-    events = [None, 7, "x", [], {"event": "bounce", "email": "ann@example.org"},
-              {"sg_event_id": "e1", "event": "bounce", "email": "not an address"},
-              {"sg_event_id": "e2", "event": "bounce", "email": 5},
-              {"sg_event_id": "", "event": "bounce", "email": "ann@example.org"},
-              {"sg_event_id": "e3", "event": "open", "email": "ANN@Example.org",
-               "timestamp": True, "issue": "s" * 5000}]
-    with transaction(conn):
-        out = lifecycle.apply_events(conn, events)
+def test_malformed_events_are_counted_invalid_and_skipped(store) -> None:
+    add(store, "ann@example.org")
+    payload = [None, 7, "x", [], {"event": "bounce", "email": "ann@example.org"},
+               {"sg_event_id": "e1", "event": "bounce", "email": "not an address"},
+               {"sg_event_id": "e2", "event": "bounce", "email": 5},
+               {"sg_event_id": "", "event": "bounce", "email": "ann@example.org"},
+               {"sg_event_id": "e3", "event": "open", "email": "ANN@Example.org",
+                "timestamp": True, "issue": "s" * 5000}]
+    events, invalid = _sendgrid_events(payload)
+    out = lifecycle.apply_events(store, events, invalid=invalid)
     assert (out.received, out.invalid, out.new) == (9, 8, 1)
-    row = conn.execute("SELECT email, timestamp, length(issue) FROM events").fetchone()
-    assert tuple(row) == ("ann@example.org", None, 200)
-    assert store.get_subscriber(conn, "ann@example.org").status == "active"
+    (kept,) = events
+    assert (kept.email, kept.timestamp, len(kept.issue)) == ("ann@example.org", None, 200)
+    assert store.events.counts("s" * 200)[EventKind.OPENED].events == 1
+    assert store.subscribers.get("ann@example.org").status == "active"
 
 
-def test_unsubscribe_keeps_a_suppressed_address_suppressed(conn) -> None:
-    add(conn, "ann@example.org", status="suppressed")
-    with transaction(conn):
-        assert lifecycle.unsubscribe(conn, "ann@example.org", "link", "one-click") is False
-    assert store.get_subscriber(conn, "ann@example.org").status == "suppressed"
+# The subscriber rules
+
+def test_unsubscribe_keeps_a_suppressed_address_suppressed(store) -> None:
+    add(store, "ann@example.org", status="suppressed")
+    done = lifecycle.unsubscribe(store, "ann@example.org", "link", "one-click")
+    assert done.outcome == "already"
+    assert store.subscribers.get("ann@example.org").status == "suppressed"
 
 
-def test_a_form_post_never_rewrites_an_active_consent_record(conn) -> None:
-    store.add_subscriber(conn, "ann@example.org", consent_source="import:list.csv",
-                         consent_ip=None)
-    before = store.get_subscriber(conn, "ann@example.org")
-    with transaction(conn):
-        out = lifecycle.subscribe_request(conn, "ann@example.org", "Mallory", "6.6.6.6", "x")
+def test_a_form_post_never_rewrites_an_active_consent_record(store) -> None:
+    store.subscribers.add("ann@example.org", consent_source="import:list.csv")
+    before = store.subscribers.get("ann@example.org")
+    out = store.write(lambda tx: lifecycle.subscribe_request(
+        tx, "ann@example.org", "Mallory", "6.6.6.6", "x"))
     assert out.send_confirmation is False and out.status == "active"
-    assert store.get_subscriber(conn, "ann@example.org") == before
+    assert store.subscribers.get("ann@example.org") == before
 
 
-def test_confirm_without_an_open_request_does_nothing(conn) -> None:
-    add(conn, "imported@example.org", status="unsubscribed")
-    with transaction(conn):
-        assert lifecycle.confirm(conn, "imported@example.org") == "nothing"
-    assert store.get_subscriber(conn, "imported@example.org").status == "unsubscribed"
+def test_confirm_without_an_open_request_does_nothing(store) -> None:
+    add(store, "imported@example.org", status="unsubscribed")
+    assert store.write(lambda tx: lifecycle.confirm(tx, "imported@example.org")) == "nothing"
+    assert store.subscribers.get("imported@example.org").status == "unsubscribed"
 
 
-def test_issue_stats_counts_events_and_later_unsubscribes(conn) -> None:
-    for e in ("a@example.org", "b@example.org"):
-        add(conn, e)
-    conn.execute("INSERT INTO sends (issue, email, state, updated_at) VALUES "
-                 "('2011-05', 'a@example.org', 'sent', '2011-05-18T10:00:00Z'), "
-                 "('2011-05', 'b@example.org', 'sent', '2011-05-18T10:00:00Z')")
-    with transaction(conn):
-        lifecycle.unsubscribe(conn, "a@example.org", "link", "one-click")
-        lifecycle.apply_events(conn, [
-            {"sg_event_id": "1", "event": "open", "email": "b@example.org", "issue": "2011-05"},
-            {"sg_event_id": "2", "event": "open", "email": "b@example.org", "issue": "2011-05"},
-            {"sg_event_id": "3", "event": "click", "email": "b@example.org", "issue": "2011-05"},
-            {"sg_event_id": "4", "event": "open", "email": "b@example.org", "issue": "2011-06"},
-        ])
-    stats = lifecycle.issue_stats(conn, "2011-05")
-    assert stats == {"sent": 2, "open": 2, "unique_open": 1, "click": 1, "unique_click": 1,
-                     "unsubscribed": 1}
+def test_a_form_request_then_confirm_resubscribes_an_unsubscribed_address(store) -> None:
+    add(store, "ann@example.org", status="unsubscribed")
+    out = lifecycle.subscribe_request(store, "Ann@Example.org", " Ann ", "192.0.2.1", "f")
+    assert out.status == "unsubscribed" and out.send_confirmation
+    assert store.subscribers.get("ann@example.org").status == "unsubscribed"  # not yet
+    assert lifecycle.confirm(store, "ann@example.org") == "confirmed"
+    ann = store.subscribers.get("ann@example.org")
+    assert ann.status == "active" and ann.consent_ip == "192.0.2.1" and ann.name == "Ann"
+    assert lifecycle.confirm(store, "ann@example.org") == "already"
 
 
 # -- the command --------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ from newsletter.cli.common import UserError, load_settings, reports_errors
 from newsletter.cli.progress import terminal_bar, terminal_progress
 
 STATE_ORDER = ("sent", "queued", "failed", "rejected", "unknown", "pending")
-# (label, SendGrid event names summed)
+# (label, provider event kinds summed)
 EVENT_ROWS = (
     ("delivered", ("delivered",)),
     ("deferred", ("deferred",)),
-    ("bounced", ("bounce", "dropped")),
-    ("spam reports", ("spamreport",)),
-    ("opened", ("open",)),
-    ("clicked", ("click",)),
+    ("bounced", ("bounced", "rejected")),
+    ("complained", ("complained",)),
+    ("opened", ("opened",)),
+    ("clicked", ("clicked",)),
 )
 
 
@@ -101,7 +101,6 @@ def _send_test(issue: str, settings, to: list[str]) -> None:
 
 def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
     """The pre-send checks and the test-send comparison; refuses unless --force."""
-    from newsletter import store
     from newsletter.checks import run_checks
     from newsletter.deliver import sender
 
@@ -115,20 +114,19 @@ def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
     if errors:
         problems.append(f"the checks found {len(errors)} error(s) (see `newsletter check`)")
 
-    conn = store.connect(settings.db_path)
-    try:
-        last = store.last_test_send(conn, rendered.slug)
-    finally:
-        conn.close()
+    from newsletter.store import open_store
+
+    with open_store(settings) as store:
+        last = store.approvals.last(rendered.slug)
     if last is None:
         problems.append("no test send of this issue yet: reviewers have not seen it"
                         " (send one with --test)")
-    elif last["content_hash"] != sender.content_hash(rendered):
-        problems.append(f"the content changed since the last test send ({last['sent_at']} to "
-                        f"{last['recipients']}): reviewers have not seen exactly this content")
+    elif last.content_hash != sender.content_hash(rendered):
+        problems.append(f"the content changed since the last test send ({last.sent_at} to "
+                        f"{last.recipients}): reviewers have not seen exactly this content")
     else:
-        click.echo(f"Reviewers saw exactly this content (test send {last['sent_at']} to "
-                   f"{last['recipients']}).")
+        click.echo(f"Reviewers saw exactly this content (test send {last.sent_at} to "
+                   f"{last.recipients}).")
     if problems and not force:
         raise UserError("refusing to send: " + "; ".join(problems) + " (--force sends anyway)")
     for p in problems:
@@ -266,20 +264,16 @@ def status(issue: str) -> None:
     Example:
       newsletter status issues/2011-05.yaml
     """
-    from newsletter import store
+    from newsletter.deliver.events import EventKind
+    from newsletter.store import open_store
     from newsletter.subscribers.lifecycle import issue_stats
 
     settings = load_settings()
     slug = _slug(issue)
-    conn = store.connect(settings.db_path)
-    try:
-        counts = store.ledger_counts(conn, slug)
-        events = store.event_counts(conn, slug)
-        unknown = store.ledger_emails(conn, slug, "unknown", 20)
-        # by link (newsletter serve) or by provider event, after this issue reached them
-        unsubscribed = issue_stats(conn, slug)["unsubscribed"]
-    finally:
-        conn.close()
+    with open_store(settings) as store:
+        stats = issue_stats(store, slug)
+        unknown = store.ledger(slug).emails("unknown", 20)
+    counts = stats.ledger
     total = sum(counts.values())
     if total == 0 and not Path(issue).exists():
         # A typo (issues/2011-5.yaml) should not look like an issue nobody was sent;
@@ -291,9 +285,10 @@ def status(issue: str) -> None:
     if counts["in_flight"]:
         click.echo(f"  {'in flight':<12}{counts['in_flight']:>8}  (a send is running now)")
     click.echo("After sending (provider events and unsubscribes):")
-    for label, names in EVENT_ROWS:
-        click.echo(f"  {label:<12}{sum(events.get(n, 0) for n in names):>8}")
-    click.echo(f"  {'unsubscribed':<12}{unsubscribed:>8}")
+    for label, kinds in EVENT_ROWS:
+        click.echo(f"  {label:<12}{stats.count(*map(EventKind, kinds)):>8}")
+    # by link (newsletter serve) or by provider event, after this issue reached them
+    click.echo(f"  {'unsubscribed':<12}{stats.unsubscribed:>8}")
     if unknown:
         click.echo("Unknown outcome (resend on purpose with `send --all --retry-unknown`):")
         for email in unknown:

@@ -8,15 +8,15 @@ from newsletter.cli.common import UserError, load_settings, reports_errors
 from newsletter.cli.progress import terminal_progress
 
 
-def _connect():
-    from newsletter import store
-    return store.connect(load_settings().db_path)
+def _open():
+    from newsletter.store import open_store
+    return open_store(load_settings())
 
 
 def _address(email: str) -> str:
-    from newsletter import store
+    from newsletter.store import normalise_email
     try:
-        return store.normalise_email(email)
+        return normalise_email(email)
     except ValueError as exc:
         raise UserError(f"invalid address {email!r}: {exc}") from None
 
@@ -56,13 +56,10 @@ def import_(file: str, resubscribe: bool) -> None:
     """
     from newsletter.subscribers.importing import import_csv
 
-    conn = _connect()
-    try:
+    with _open() as store:
         # a terminal only: piped output is unchanged
         with terminal_progress("importing", unit="rows") as progress:
-            summary = import_csv(conn, file, resubscribe=resubscribe, progress=progress)
-    finally:
-        conn.close()
+            summary = import_csv(store, file, resubscribe=resubscribe, progress=progress)
     lines = summary.lines()
     click.echo(f"{file}: {lines[0]}")
     for line in lines[1:]:
@@ -84,15 +81,11 @@ def list_(status: str | None) -> None:
       newsletter subscribers list
       newsletter subscribers list --status unsubscribed
     """
-    from newsletter import store
-    conn = _connect()
-    try:
+    with _open() as store:
         n = 0
-        for s in store.list_subscribers(conn, status=status):
+        for s in store.subscribers.list(status=status):
             click.echo(f"{s.email}\t{s.status}\t{s.name or ''}")
             n += 1
-    finally:
-        conn.close()
     click.echo(f"{n} subscriber(s)", err=True)
 
 
@@ -102,19 +95,24 @@ def list_(status: str | None) -> None:
 def remove(email: str) -> None:
     """Unsubscribe EMAIL (kept as unsubscribed, so no import re-adds it by accident).
 
+    An address that is not on the list is recorded as unsubscribed, so that a later import
+    cannot start mailing it.
+
     \b
     Example:
       newsletter subscribers remove ann@example.org
     """
-    from newsletter import store
+    from newsletter.subscribers.lifecycle import unsubscribe
     address = _address(email)
-    conn = _connect()
-    try:
-        if not store.unsubscribe(conn, address, "removed with `newsletter subscribers remove`"):
-            raise UserError(f"{address}: not a subscriber")
-    finally:
-        conn.close()
-    click.echo(f"{address}: unsubscribed")
+    with _open() as store:
+        done = unsubscribe(store, address, "removed with `newsletter subscribers remove`")
+    if done.outcome == "recorded":
+        click.echo(f"{address}: not on the list; recorded as unsubscribed (no import will"
+                   " add it)")
+    elif done.outcome == "already":
+        click.echo(f"{address}: already unsubscribed")
+    else:
+        click.echo(f"{address}: unsubscribed")
 
 
 @subscribers.command("show")
@@ -127,13 +125,9 @@ def show(email: str) -> None:
     Example:
       newsletter subscribers show ann@example.org
     """
-    from newsletter import store
     address = _address(email)
-    conn = _connect()
-    try:
-        found = store.get_subscriber(conn, address)
-    finally:
-        conn.close()
+    with _open() as store:
+        found = store.subscribers.get(address)
     if found is None:
         raise UserError(f"{address}: not a subscriber")
     for key in ("email", "name", "status", "status_reason", "created_at", "updated_at",

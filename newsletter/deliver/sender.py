@@ -12,16 +12,12 @@ the next run without asking.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from newsletter import store
 from newsletter.deliver.message import campaign_for
 from newsletter.deliver.providers.base import (
     Campaign,
@@ -32,6 +28,15 @@ from newsletter.deliver.providers.base import (
     Status,
 )
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
+from newsletter.store import (
+    ACTIVE,
+    DONE_STATES,
+    Claimed,
+    Ledger,
+    Store,
+    normalise_email,
+    open_store,
+)
 
 MAX_ATTEMPTS = 5  # per batch, for RetryableError
 BACKOFF_BASE = 0.5  # seconds; doubled per attempt, with full jitter in [d/2, d]
@@ -57,7 +62,7 @@ def validate_addresses(addresses: Iterable[str], field: str) -> list[str]:
     seen: dict[str, None] = {}
     for address in addresses:
         try:
-            seen[store.normalise_email(address)] = None
+            seen[normalise_email(address)] = None
         except ValueError as exc:
             raise NewsletterError(f"invalid address {address!r}: {exc}", field=field) from None
     return list(seen)
@@ -93,12 +98,12 @@ def send_test(
         addresses = validate_addresses(settings.reviewers, "sender.reviewers")
     # Open the database first: a test send that cannot be recorded must not go out, or
     # `send --all` would later say reviewers never saw what they did see.
-    conn = store.connect(settings.db_path)
+    store = open_store(settings)
     own = provider is None
     try:
         provider = provider or _get_provider(settings)
     except BaseException:
-        conn.close()
+        store.close()
         raise
     try:
         campaign = campaign_for(rendered, settings, test=True)
@@ -111,9 +116,9 @@ def send_test(
             results.extend(_send_with_retries(provider, campaign, chunk, attempts=3))
         accepted = [r.email for r in results if r.status in (Status.SENT, Status.QUEUED)]
         if accepted:
-            store.record_test_send(conn, rendered.slug, content_hash(rendered), accepted)
+            store.approvals.record(rendered.slug, content_hash(rendered), accepted)
     finally:
-        conn.close()
+        store.close()
         if own:
             provider.close()
     return results
@@ -157,21 +162,12 @@ def recipient_count(settings, slug: str | None = None, *, retry_unknown: bool = 
                     ) -> tuple[int, int]:
     """(to send now, active subscribers) for the confirmation question: active subscribers
     whose ledger row for `slug` is not final (unknown ones only with retry_unknown)."""
-    done = list(store.DONE_STATES) + ([] if retry_unknown else ["unknown"])
-    conn = store.connect(settings.db_path)
-    try:
-        active = store.count_subscribers(conn)[store.ACTIVE]
+    done = list(DONE_STATES) + ([] if retry_unknown else ["unknown"])
+    with open_store(settings) as store:
+        active = store.subscribers.counts()[ACTIVE]
         if slug is None:
             return active, active
-        marks = ",".join("?" * len(done))
-        (already,) = conn.execute(
-            "SELECT COUNT(*) FROM subscribers u JOIN sends s ON s.email = u.email"
-            f" WHERE u.status = 'active' AND s.issue = ? AND s.state IN ({marks})",
-            (slug, *done),
-        ).fetchone()
-        return active - already, active
-    finally:
-        conn.close()
+        return active - store.ledger(slug).active_done(done), active
 
 
 def default_connections(settings) -> int:
@@ -243,10 +239,10 @@ def send_all(
     """
     slug = rendered.slug
     settings.secret  # noqa: B018 -- fail before anything is claimed when the key is missing
-    conn = store.connect(settings.db_path)
+    store = open_store(settings)
     providers: list[Provider] = []
     try:
-        with _send_lock(settings.db_path):
+        with store.send_lock():
             if provider is not None:
                 workers = [provider]
             else:
@@ -255,14 +251,15 @@ def send_all(
                     providers.append(_get_provider(settings))
                 workers = providers
             report = SendReport(issue=slug)
-            report.recovered_unknown = store.recover_in_flight(conn, slug)
+            ledger = store.ledger(slug)
+            report.recovered_unknown = ledger.recover_in_flight()
             if retry_unknown:
-                report.requeued_unknown = store.requeue(conn, slug, ["unknown"])
-            store.requeue(conn, slug, ["failed"])
-            store.seed(conn, slug)
-            counts = store.ledger_counts(conn, slug)
+                report.requeued_unknown = ledger.requeue(["unknown"])
+            ledger.requeue(["failed"])
+            ledger.seed()
+            counts = ledger.counts()
             report.to_send = counts["pending"]
-            report.already_done = sum(counts[s] for s in store.DONE_STATES)
+            report.already_done = sum(counts[s] for s in DONE_STATES)
 
             size = max(1, min(settings.batch_size, min(p.max_batch for p in workers)))
             if settings.rate_limit:
@@ -276,34 +273,30 @@ def send_all(
                 progress(report)
             try:
                 if len(workers) == 1:
-                    _worker(run, workers[0], conn, overlap=True)
+                    _worker(run, workers[0], store, overlap=True)
                 else:
-                    _parallel(run, workers)
+                    _parallel(run, workers, store)
             finally:
                 report.elapsed = time.monotonic() - report.started
-                report.unknown_total = store.unknown_count(conn, slug)
-                report.unknown_sample = store.ledger_emails(conn, slug, "unknown",
-                                                            UNKNOWN_SAMPLE)
+                report.unknown_total = ledger.unknown_count()
+                report.unknown_sample = ledger.emails("unknown", UNKNOWN_SAMPLE)
             if run.errors:
                 raise run.errors[0]
             return report
     finally:
         for p in providers:
             p.close()
-        conn.close()
+        store.close()
 
 
-def _parallel(run: _Run, workers: list[Provider]) -> None:
+def _parallel(run: _Run, workers: list[Provider], store: Store) -> None:
     def work(provider: Provider) -> None:
-        conn = store.connect(run.settings.db_path)
         try:
-            _worker(run, provider, conn)
+            _worker(run, provider, store)  # on this thread's own connection
         except BaseException as exc:  # handed to the caller's thread
             with run.lock:
                 run.errors.append(exc)
             run.stop.set()
-        finally:
-            conn.close()
 
     threads = [threading.Thread(target=work, args=(p,), name=f"send-{i}", daemon=True)
                for i, p in enumerate(workers)]
@@ -321,8 +314,8 @@ def _parallel(run: _Run, workers: list[Provider]) -> None:
             t.join()
 
 
-def _worker(run: _Run, provider: Provider, conn, *, overlap: bool = False) -> None:
-    ledger = store.Ledger(conn, run.slug)
+def _worker(run: _Run, provider: Provider, store: Store, *, overlap: bool = False) -> None:
+    ledger = store.ledger(run.slug)
     outcomes: list = []  # the previous batch's, written together with the next claim
     try:
         _work(run, provider, ledger, outcomes, overlap)
@@ -335,7 +328,7 @@ def _worker(run: _Run, provider: Provider, conn, *, overlap: bool = False) -> No
             ledger.close()
 
 
-def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list,
+def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
           overlap: bool = False) -> None:
     from newsletter.tokens import unsubscribe_urls
 
@@ -343,7 +336,7 @@ def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list,
     url_of = unsubscribe_urls(run.settings)  # the signing key prepared once per send
     prepare = getattr(provider, "prepare", None)
 
-    def recipients_of(claimed: list[store.Claimed]) -> list[Recipient]:
+    def recipients_of(claimed: list[Claimed]) -> list[Recipient]:
         recipients = [Recipient(c.email, c.name, url_of(c.email)) for c in claimed]
         if prepare is not None:
             prepare(run.campaign, recipients)  # e.g. build the request body now
@@ -355,7 +348,7 @@ def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list,
                 report.stopped = True
             return
         # One connection (overlap): the batch's links and request are made while the claim
-        # commits in a helper thread (store.Ledger.claim); it returns once that is durable.
+        # commits in a helper thread (Ledger.claim); it returns once that is durable.
         # Several: each worker holds db_lock for its claim only, so they are made after.
         with run.db_lock:
             claimed, skipped, recipients = ledger.claim(
@@ -428,16 +421,16 @@ def _work(run: _Run, provider: Provider, ledger: store.Ledger, outcomes: list,
             )
 
 
-def _record_unknown(run: _Run, ledger: store.Ledger, claimed, reason) -> None:
+def _record_unknown(run: _Run, ledger: Ledger, claimed, reason) -> None:
     with run.db_lock:
         ledger.record([("unknown", None, reason, claimed)])
     with run.lock:
         run.report.unknown += len(claimed)
 
 
-def _tally(run: _Run, claimed: list[store.Claimed], results: list[Result]) -> list:
+def _tally(run: _Run, claimed: list[Claimed], results: list[Result]) -> list:
     """The ledger outcomes of one answered batch, grouped by (state, message_id, error) as
-    store.Ledger takes them; counts them in the report."""
+    Ledger takes them; counts them in the report."""
     groups: dict[tuple, list] = {}
     if len(results) == len(claimed) and all(
         r.email == c.email for r, c in zip(results, claimed, strict=True)
@@ -541,24 +534,3 @@ def _get_provider(settings) -> Provider:
     except ImportError:  # the providers module is not there yet in this checkout
         raise ConfigError("no mail providers are installed") from None
     return get_provider(settings)
-
-
-@contextmanager
-def _send_lock(db_path: Path) -> Iterator[None]:
-    """One full send at a time per database: a second one would mark the first one's
-    in-flight rows unknown. An OS lock, so a killed process never leaves it stale."""
-    import fcntl
-
-    path = Path(f"{Path(db_path).resolve()}-send.lock")  # one lock however the path is spelt
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise NewsletterError(
-                "another `newsletter send --all` is running on this database; wait for it"
-                " to finish", file=db_path,
-            ) from None
-        yield
-    finally:
-        os.close(fd)

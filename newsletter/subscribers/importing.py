@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter import store
 from newsletter.errors import StoreError
+from newsletter.store import ImportRow, Store, normalise_email
 
 TRUE_WORDS = {"1", "y", "yes", "true", "x"}
 CHUNK = 1000  # rows per transaction: short write locks against the web app
@@ -102,7 +102,7 @@ def _data_lines(text: str) -> int:
     return max(0, lines - 1)
 
 
-def import_csv(conn, path: str | Path, *, resubscribe: bool = False,
+def import_csv(store: Store, path: str | Path, *, resubscribe: bool = False,
                progress: Progress | None = None) -> ImportSummary:
     """Import one CSV file (see the module docstring for the rules).
 
@@ -131,7 +131,7 @@ def import_csv(conn, path: str | Path, *, resubscribe: bool = False,
             summary.skipped.append((line, "empty email"))
             continue
         try:
-            email = store.normalise_email(raw_email)
+            email = normalise_email(raw_email)
         except ValueError as exc:
             summary.skipped.append((line, f"{raw_email!r}: {exc}"))
             continue
@@ -143,57 +143,20 @@ def import_csv(conn, path: str | Path, *, resubscribe: bool = False,
         again = resubscribe or (row.get("resubscribe") or "").strip().lower() in TRUE_WORDS
         rows.append((line, email, name, again))
         if len(rows) >= CHUNK:
-            _write(conn, rows, source, "name" in headers, summary)
+            _write(store, rows, source, "name" in headers, summary)
             rows = []
     if rows:
-        _write(conn, rows, source, "name" in headers, summary)
+        _write(store, rows, source, "name" in headers, summary)
     if progress is not None:
         progress(total, total)
     return summary
 
 
-def _write(conn, rows, source: str, has_name: bool, summary: ImportSummary) -> None:
-    stamp = store.now()
-    with store.transaction(conn):
-        for _line, email, name, again in rows:
-            current = conn.execute(
-                "SELECT name, status FROM subscribers WHERE email = ?", (email,)
-            ).fetchone()
-            if current is None:
-                conn.execute(
-                    "INSERT INTO subscribers (email, name, status, created_at, updated_at,"
-                    " consent_at, consent_source, confirmed_at)"
-                    " VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
-                    (email, name, stamp, stamp, stamp, source, stamp),
-                )
-                summary.added += 1
-                continue
-            new_name = name if has_name and name else current["name"]
-            status = current["status"]
-            if status in (store.UNSUBSCRIBED, store.SUPPRESSED) and again:
-                conn.execute(
-                    "UPDATE subscribers SET status = 'active', status_reason = ?, name = ?,"
-                    " updated_at = ?, unsubscribed_at = NULL, consent_at = ?, consent_source = ?,"
-                    " consent_ip = NULL, consent_form = NULL, confirmed_at = ? WHERE email = ?",
-                    (f"resubscribed by {source}", new_name, stamp, stamp, source, stamp, email),
-                )
-                summary.resubscribed += 1
-                continue
-            if status in (store.UNSUBSCRIBED, store.SUPPRESSED):
-                summary.kept_unsubscribed.append(email)
-            if status == store.PENDING:
-                # Listed by whoever holds the consent record for this import: confirmed now.
-                conn.execute(
-                    "UPDATE subscribers SET status = 'active', name = ?, updated_at = ?,"
-                    " consent_at = ?, consent_source = ?, confirmed_at = ? WHERE email = ?",
-                    (new_name, stamp, stamp, source, stamp, email),
-                )
-                summary.updated += 1
-            elif new_name != current["name"]:
-                conn.execute(
-                    "UPDATE subscribers SET name = ?, updated_at = ? WHERE email = ?",
-                    (new_name, stamp, email),
-                )
-                summary.updated += 1
-            elif status not in (store.UNSUBSCRIBED, store.SUPPRESSED):
-                summary.unchanged += 1
+def _write(store: Store, rows, source: str, has_name: bool, summary: ImportSummary) -> None:
+    done = store.subscribers.upsert_imported(
+        (ImportRow(email, name, has_name, again) for _line, email, name, again in rows), source)
+    summary.added += len(done["added"])
+    summary.updated += len(done["updated"])
+    summary.unchanged += len(done["unchanged"])
+    summary.resubscribed += len(done["resubscribed"])
+    summary.kept_unsubscribed += done["kept_unsubscribed"]

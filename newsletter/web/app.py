@@ -1,9 +1,9 @@
 """The web endpoints of `newsletter serve`: one-click unsubscribe, double opt-in, webhooks.
 
 A small WSGI application (werkzeug for request parsing and responses), served by waitress.
-It shares the SQLite database with the CLI: every worker thread has its own connection
-(store.connect: WAL, busy timeout) and every write is one short `BEGIN IMMEDIATE`
-transaction, so a `send --all` running at the same moment sees an unsubscribe at once.
+It shares the store with the CLI: every durable write is one `Store.write` (a short
+transaction, grouped with concurrent requests' writes), committed before the page answers, so
+a `send --all` running at the same moment sees an unsubscribe at once.
 
 Rules kept everywhere: GET never changes state (except /confirm, which is what the link in the
 confirmation email is for, and which only acts on an open request); every SQL statement is
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,11 @@ import jinja2
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from newsletter import store, tokens
+from newsletter import tokens
 from newsletter.config import Settings
+from newsletter.deliver.events import EventKind, ProviderEvent
 from newsletter.errors import ConfigError, NewsletterError
+from newsletter.store import Store, open_store
 from newsletter.subscribers import lifecycle
 
 log = logging.getLogger("newsletter.web.app")
@@ -45,79 +49,6 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 _DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
-
-
-class GroupCommit:
-    """Many short writes from many request threads, committed together.
-
-    A durable commit costs an fsync (synchronous=FULL: about 2 ms here), so committing each
-    unsubscribe alone caps the server near 500 a second and makes waiting threads sleep in
-    SQLite's busy handler (tens of ms). Instead each request queues its write; whichever thread
-    holds the commit lock runs everything queued in ONE transaction (a savepoint per write, so
-    one failing write does not undo the others) and one fsync. A request returns only after
-    the transaction holding its write has committed: "you are unsubscribed" is never a promise
-    a power cut could break.
-    """
-
-    def __init__(self, connect: Callable[[], Any], linger: float = 0.001) -> None:
-        self._connect = connect
-        self._queue: list[_Write] = []
-        self._mutex = threading.Lock()  # guards _queue only (never held during I/O)
-        self._commit = threading.Lock()  # one transaction at a time from this process
-        self._linger = linger
-        self._busy = False  # the last batch had company: writes are arriving concurrently
-        self.batches = 0  # transactions committed (for the benchmark)
-
-    def run(self, fn: Callable[[Any], Any]) -> Any:
-        item = _Write(fn)
-        with self._mutex:
-            self._queue.append(item)
-        with self._commit:
-            if not item.done:  # else an earlier leader committed it while we waited
-                if self._busy and self._linger:
-                    # Under load, wait a moment so more writes share this fsync; when idle
-                    # (the last batch was alone) a write is committed at once.
-                    time.sleep(self._linger)
-                with self._mutex:
-                    batch, self._queue = self._queue, []
-                self._busy = len(batch) > 1
-                self.batches += 1
-                self._run(batch)
-        if item.error is not None:
-            raise item.error
-        return item.result
-
-    def _run(self, batch: list[_Write]) -> None:
-        try:
-            conn = self._connect()
-            with lifecycle.transaction(conn):
-                if len(batch) == 1:  # the usual case when idle: no savepoint needed
-                    batch[0].result = batch[0].fn(conn)
-                else:
-                    for item in batch:
-                        conn.execute("SAVEPOINT w")
-                        try:
-                            item.result = item.fn(conn)
-                        except Exception as exc:  # this write only; the others stand
-                            conn.execute("ROLLBACK TO w")
-                            item.error = exc
-                        conn.execute("RELEASE w")
-        except Exception as exc:  # no connection, BEGIN or COMMIT failed: nothing written
-            for item in batch:
-                item.error = item.error or exc
-        finally:
-            for item in batch:
-                item.done = True
-
-
-class _Write:
-    __slots__ = ("fn", "result", "error", "done")
-
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
-        self.fn = fn
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.done = False
 
 
 class _Request(Request):
@@ -157,8 +88,8 @@ class App:
         self.list_id = settings.list_id
         self.public_key = load_public_key(settings.getenv(PUBLIC_KEY_ENV))
         self.clock = clock
-        self._local = threading.local()
-        self.writes = GroupCommit(self.conn)
+        # Created and migrated now, not in the first request.
+        self.store: Store = open_store(self.db_path)
         settings.provider  # noqa: B018 -- an unknown NEWSLETTER_PROVIDER fails now, not per form
         # address -> when its last confirmation email went out (monotonic). Counted only after
         # a successful send, so a failed one can be retried at once.
@@ -193,19 +124,10 @@ class App:
             "/webhooks/sendgrid": {"POST": self.sendgrid_webhook},
             "/healthz": {"GET": self.health},
         }
-        self.conn()  # create/migrate the schema now, not in the first request
 
     # -- plumbing ---------------------------------------------------------------------------
-    def conn(self):
-        """This thread's connection (waitress runs a fixed pool of worker threads)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = store.connect(self.db_path)
-        return conn
-
-    def write(self, fn: Callable[[Any], Any]) -> Any:
-        """Run `fn(conn)` in a committed transaction (grouped with concurrent writes)."""
-        return self.writes.run(fn)
+    def close(self) -> None:
+        self.store.close()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = _Request(environ)
@@ -282,9 +204,9 @@ class App:
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
         source = "one-click" if one_click else "web page"
         try:
-            self.write(lambda conn: lifecycle.unsubscribe(conn, found[1], "unsubscribe link",
-                                                          source))
-        except ValueError:  # a signed address store.py cannot normalise: nothing to do
+            self.store.write(lambda tx: lifecycle.unsubscribe(tx, found[1], "unsubscribe link",
+                                                              source))
+        except ValueError:  # a signed address that cannot be normalised: nothing to do
             pass
         return self.page("unsubscribed.html", email=found[1])
 
@@ -310,8 +232,8 @@ class App:
         if error:
             return self.page("subscribe.html", 400, error=error, email=email[:320],
                              name=name[:MAX_NAME])
-        outcome = self.write(lambda conn: lifecycle.subscribe_request(
-            conn, address, name or None, request.remote_addr, f"{form_id} ({request.path})"))
+        outcome = self.store.write(lambda tx: lifecycle.subscribe_request(
+            tx, address, name or None, request.remote_addr, f"{form_id} ({request.path})"))
         if outcome.send_confirmation and self._may_mail(address):
             try:
                 self.send_confirmation(address, name or None)
@@ -367,7 +289,7 @@ class App:
         if found is None:
             return self.bad_link()
         try:
-            outcome = self.write(lambda conn: lifecycle.confirm(conn, found[1]))
+            outcome = self.store.write(lambda tx: lifecycle.confirm(tx, found[1]))
             with self._mailed_lock:  # that request is answered: a new one may be mailed
                 self._mailed.pop(lifecycle.normalise_email(found[1]), None)
         except ValueError:
@@ -407,7 +329,9 @@ class App:
             return plain(400, "body is not JSON")
         if not isinstance(events, list):
             return plain(400, "expected a JSON array of events")
-        applied = self.write(lambda conn: lifecycle.apply_events(conn, events))
+        parsed, invalid = _sendgrid_events(events)
+        applied = self.store.write(
+            lambda tx: lifecycle.apply_events(tx, parsed, invalid=invalid))
         return Response(json.dumps(applied.as_dict()), mimetype="application/json")
 
     def verify(self, body: bytes, signature: str, timestamp: str) -> bool:
@@ -426,13 +350,83 @@ class App:
         return True
 
     def health(self, request: Request) -> Response:
-        self.conn().execute("SELECT 1").fetchone()
+        self.store.ping()
         return Response("ok\n", mimetype="text/plain")
 
 
 def _one_line(value: str) -> str:
     """Text as one line of printable characters (no CR/LF, NUL or other controls)."""
     return "".join(ch for ch in " ".join(value.split()) if ch.isprintable())
+
+
+# SendGrid event names in the neutral vocabulary (a stand-in until the SendGrid provider
+# parses its own webhook).
+_SENDGRID_KINDS = {
+    "processed": EventKind.QUEUED, "delivered": EventKind.DELIVERED,
+    "deferred": EventKind.DEFERRED, "bounce": EventKind.BOUNCED, "dropped": EventKind.REJECTED,
+    "open": EventKind.OPENED, "click": EventKind.CLICKED, "spamreport": EventKind.COMPLAINED,
+    "unsubscribe": EventKind.UNSUBSCRIBED, "group_unsubscribe": EventKind.UNSUBSCRIBED,
+}
+_SLUG = re.compile(r"^\d{4}-\d{2}")
+
+
+def _sendgrid_issue(event: Mapping[str, Any]) -> str | None:
+    """The issue slug of a SendGrid event: custom_args `issue` (top level, or nested), else
+    the category that looks like a slug, else the first category. None for a test send."""
+    issue = event.get("issue")
+    nested = event.get("custom_args")
+    test = event.get("test") or (nested.get("test") if isinstance(nested, Mapping) else None)
+    if test == "1":  # a test send's copy: not the issue's audience
+        return None
+    if not issue and isinstance(nested, Mapping):
+        issue = nested.get("issue")
+    if isinstance(issue, str) and issue:
+        return issue[:200]
+    categories = event.get("category")
+    if isinstance(categories, str):
+        categories = [categories]
+    if isinstance(categories, list):
+        names = [c for c in categories if isinstance(c, str) and c]
+        for c in names:
+            if _SLUG.match(c):
+                return c[:200]
+        if names:
+            return names[0][:200]
+    return None
+
+
+def _sendgrid_events(payload: list) -> tuple[list[ProviderEvent], int]:
+    """(events, how many could not be read) of a SendGrid Event Webhook batch."""
+    events: list[ProviderEvent] = []
+    invalid = 0
+    for item in payload:
+        if not isinstance(item, Mapping):
+            invalid += 1
+            continue
+        event_id, name, email = item.get("sg_event_id"), item.get("event"), item.get("email")
+        if not (isinstance(event_id, str) and event_id and isinstance(name, str)
+                and isinstance(email, str) and "@" in email):
+            invalid += 1
+            continue
+        try:
+            email = lifecycle.normalise_email(email[:1000])
+        except ValueError:
+            invalid += 1
+            continue
+        stamp = item.get("timestamp")
+        when = (dt.datetime.fromtimestamp(stamp, dt.UTC)
+                if isinstance(stamp, int) and not isinstance(stamp, bool)
+                and 0 <= stamp < 2**33 else None)
+        reason = item.get("reason") or item.get("response") or item.get("type")
+        kind = _SENDGRID_KINDS.get(name, EventKind.UNKNOWN)
+        events.append(ProviderEvent(
+            provider="sendgrid", event_id=event_id, kind=kind, email=email,
+            issue=_sendgrid_issue(item), timestamp=when,
+            reason=str(reason)[:1000] if reason else None,
+            url=item["url"] if isinstance(item.get("url"), str) else None,
+            provider_type=name[:50],
+            temporary=kind == EventKind.BOUNCED and item.get("type") == "blocked"))
+    return events, invalid
 
 
 def create_app(settings: Settings, **kwargs: Any) -> App:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from newsletter import store
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
 from newsletter.deliver.providers.base import Campaign, Recipient, Result, Status
+from newsletter.store import open_store
 
 
 def rendered(slug: str = "2011-05", subject: str = "Cities of Migration – May 2011") -> Rendered:
@@ -56,22 +56,13 @@ class RecordingProvider:
 
 
 def add_subscribers(db_path, n: int, start: int = 0) -> list[str]:
-    conn = store.connect(db_path)
     emails = [f"reader{i:06d}@example.org" for i in range(start, start + n)]
-    stamp = store.now()
-    with store.transaction(conn):
-        conn.executemany(
-            "INSERT INTO subscribers (email, name, status, created_at, consent_at, consent_source)"
-            " VALUES (?, ?, 'active', ?, ?, 'test')",
-            [(e, f"Reader {i}", stamp, stamp) for i, e in enumerate(emails, start)],
-        )
-    conn.close()
+    with open_store(db_path) as store:
+        store.subscribers.add_many(
+            ((e, f"Reader {i}") for i, e in enumerate(emails, start)), "test")
     return emails
 
 
 def counts(db_path, issue: str = "2011-05") -> dict[str, int]:
-    conn = store.connect(db_path)
-    try:
-        return store.ledger_counts(conn, issue)
-    finally:
-        conn.close()
+    with open_store(db_path) as store:
+        return store.ledger(issue).counts()

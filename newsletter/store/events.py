@@ -1,0 +1,62 @@
+"""Provider events (`events`), in the neutral vocabulary of `newsletter.deliver.events`: kept
+once each by (provider, event_id), and counted per issue. The only SQL on that table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from newsletter.deliver.events import EventKind, ProviderEvent
+from newsletter.store.common import Connection, iso, now
+
+MAX_FIELD = 1000  # longest text kept of a free-text field (reasons can be long SMTP replies)
+
+
+@dataclass(frozen=True)
+class EventCount:
+    events: int  # every event (an address opening twice counts twice)
+    addresses: int  # distinct addresses
+
+
+class Events:
+    """The provider events of one connection (see `Store.events`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, event: ProviderEvent) -> bool:
+        """Keep `event`; False when this (provider, event_id) is kept already (a replay)."""
+        return bool(self.conn.execute(
+            "INSERT INTO events (provider, event_id, kind, email, issue, timestamp, reason, url,"
+            " provider_type, temporary, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (event.provider[:50], event.event_id[:200], EventKind(event.kind).value,
+             event.email[:MAX_FIELD], event.issue[:200] if event.issue else None,
+             iso(event.timestamp) if event.timestamp else None, _cut(event.reason),
+             _cut(event.url), (event.provider_type or "")[:50], int(event.temporary), now()),
+        ).rowcount)
+
+    def total(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    def counts(self, issue: str) -> dict[EventKind, EventCount]:
+        """Events of one issue by kind (kinds with none are left out)."""
+        return {
+            EventKind(kind): EventCount(count, unique)
+            for kind, count, unique in self.conn.execute(
+                "SELECT kind, COUNT(*), COUNT(DISTINCT email) FROM events WHERE issue = ?"
+                " GROUP BY kind", (issue,))
+        }
+
+    def unsubscribed_after(self, issue: str) -> int:
+        """Recipients of `issue` who unsubscribed after it was sent to them: by link (their
+        status changed after their ledger row) or by a provider's unsubscribe event."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM (SELECT s.email FROM sends s"
+            " JOIN subscribers u ON u.email = s.email WHERE s.issue = ?"
+            " AND u.status = 'unsubscribed' AND u.unsubscribed_at >= s.updated_at"
+            " UNION SELECT email FROM events WHERE issue = ? AND kind = ?) AS gone",
+            (issue, issue, EventKind.UNSUBSCRIBED.value)).fetchone()[0]
+
+
+def _cut(text: str | None) -> str | None:
+    return text[:MAX_FIELD] if text else None

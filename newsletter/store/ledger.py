@@ -1,0 +1,298 @@
+"""The send ledger (`sends`): what makes a send exactly-once, and the only SQL on that table.
+
+Each (issue, email) row moves
+
+    pending -> in_flight -> sent | queued | rejected | failed | unknown
+
+`in_flight` is committed durably *before* the provider is called, and the outcome is written
+only after it answered. A row still `in_flight` when a send starts belongs to a process that
+died mid-request: it may or may not have been delivered, so it becomes `unknown` and is resent
+only on purpose (`send --retry-unknown`). (The listmonk lesson: a checkpoint that moves when a
+batch is *fetched* loses or duplicates recipients.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
+
+from newsletter.errors import StoreError
+from newsletter.store.common import (
+    ACTIVE,
+    DONE_STATES,
+    IN_FLIGHT,
+    LEDGER_STATES,
+    Connection,
+    now,
+)
+
+
+class Claimed(NamedTuple):
+    """A ledger row taken for sending (state now in_flight). A tuple: a full send makes one
+    per subscriber. `rowid` is the row's id, trusted while the connection's change mark says
+    so (see Ledger)."""
+
+    email: str
+    name: str | None
+    rowid: int = 0
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    email: str
+    state: str
+    message_id: str | None
+    last_error: str | None
+    attempts: int
+    updated_at: str | None
+
+
+T = TypeVar("T")
+
+# (state, message_id, error, the Claimed rows with that outcome)
+Outcomes = tuple[str, "str | None", "str | None", Sequence[Claimed]]
+
+
+class Ledger:
+    """One issue's ledger over one connection: the one write API of the `sends` table.
+
+    A sending connection claims batches and writes their outcomes, grouped by (state,
+    message_id, error) (a SendGrid request gives all its recipients one). Outcomes are
+    written by row id rather than by (issue, email): about a third cheaper. A row id is
+    trusted only while no other connection has committed anything since the batch was
+    claimed (the connection's change mark unchanged, checked inside the write transaction:
+    e.g. a VACUUM may renumber rows); otherwise the outcome is written by address.
+    """
+
+    def __init__(self, conn: Connection, issue: str) -> None:
+        self.conn = conn
+        self.issue = issue
+        self._mark: object = None  # the change mark at the end of the last claim
+        self._helper: ThreadPoolExecutor | None = None  # for claim(meanwhile=...)
+        rid = conn.row_id
+        # The next pending rows, in claim order, with what a claim needs to know.
+        self._pending_sql = (
+            f"SELECT s.{rid}, s.email, sub.name, sub.status FROM sends s"
+            " LEFT JOIN subscribers sub ON sub.email = s.email"
+            f" WHERE s.issue = ? AND s.state = 'pending' ORDER BY s.{rid} LIMIT ?")
+
+    # -- before a send -------------------------------------------------------------------
+    def recover_in_flight(self) -> int:
+        """Rows left `in_flight` by a process that died mid-request become `unknown`.
+
+        Call only while holding the send lock: a live send's rows are in flight too.
+        """
+        return self.conn.execute(
+            "UPDATE sends SET state = 'unknown', updated_at = ?,"
+            " last_error = 'the sending process stopped before the provider answered'"
+            " WHERE issue = ? AND state = 'in_flight'", (now(), self.issue)).rowcount
+
+    def seed(self, chunk: int = 10_000) -> int:
+        """A `pending` row for every active subscriber not yet in the ledger for this issue.
+
+        Rows already present (sent, unknown, ...) are left alone, so rerunning adds only
+        people who subscribed since. Written in id-ranged chunks: short transactions that
+        never hold the write lock long against the web app. Returns the number added.
+        """
+        added = 0
+        last = 0
+        stamp = now()
+        while True:
+            with self.conn.transaction():
+                upper = self.conn.execute(
+                    "SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > ?"
+                    " AND status = ? ORDER BY id LIMIT ?) AS page",
+                    (last, ACTIVE, chunk)).fetchone()[0]
+                if upper is None:
+                    return added
+                added += self.conn.execute(
+                    "INSERT INTO sends (issue, email, state, attempts, updated_at)"
+                    " SELECT ?, email, 'pending', 0, ? FROM subscribers"
+                    " WHERE id > ? AND id <= ? AND status = ? ORDER BY id"
+                    " ON CONFLICT DO NOTHING",
+                    (self.issue, stamp, last, upper, ACTIVE)).rowcount
+            last = upper
+
+    def requeue(self, states: Sequence[str]) -> int:
+        """Put rows in `states` (e.g. failed, or unknown on purpose) back to pending."""
+        for state in states:
+            if state in DONE_STATES or state == IN_FLIGHT or state not in LEDGER_STATES:
+                raise StoreError(f"refusing to requeue {state!r} rows", field="state")
+        return self.conn.execute_in(
+            "UPDATE sends SET state = 'pending', updated_at = ? WHERE issue = ?"
+            " AND state IN ({})", (now(), self.issue), list(states))
+
+    # -- the send loop -------------------------------------------------------------------
+    def claim(self, limit: int, outcomes: Sequence[Outcomes] = (),
+              meanwhile: Callable[[list[Claimed]], T] | None = None
+              ) -> tuple[list[Claimed], int, T | None]:
+        """Write `outcomes` (the previous batch's), take up to `limit` pending rows (now
+        in_flight) and return (claimed, skipped, what `meanwhile(claimed)` returned: None
+        when not called, as when nothing was claimed). One transaction, committed before
+        this returns, so nothing can be sent before its in_flight rows are durable.
+
+        Anyone no longer active (unsubscribed or suppressed since the ledger was seeded) is
+        dropped from the ledger instead: never sent, and not re-added by a rerun while
+        inactive; `skipped` counts them.
+
+        `meanwhile` (e.g. signing the batch's links and building its request) runs in this
+        thread while a helper thread writes `outcomes` and commits, which is database work
+        and an fsync, done without the GIL. If the commit fails, the error is raised and what
+        `meanwhile` made is dropped. If `meanwhile` raises, the batch goes back to pending
+        (nothing of it was sent) and the error is raised.
+        """
+        conn = self.conn
+        conn.begin()
+        try:
+            fresh = self._fresh()
+            claimed, skipped = self._claim(limit)
+            mark = conn.change_mark()
+        except BaseException:
+            conn.rollback()
+            raise
+        if meanwhile is None or not claimed:
+            self._finish(outcomes, fresh)
+            self._mark = mark
+            return claimed, skipped, None
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="ledger-commit")
+        begun = threading.Event()
+        finishing = self._helper.submit(self._finish, outcomes, fresh, begun)
+        try:
+            begun.wait()  # hand the GIL over: the helper is in the database before we compute
+            made = meanwhile(claimed)
+            finishing.result()  # re-raises a failed write or commit
+        except BaseException:  # e.g. a second Ctrl-C: these rows were certainly not sent
+            # Wait for the helper even through another Ctrl-C (it holds the connection's
+            # transaction); if its commit failed, it was all rolled back: nothing to undo.
+            if _settled(finishing):
+                self._mark = mark
+                self.release(claimed)
+            raise
+        self._mark = mark
+        return claimed, skipped, made
+
+    def record(self, outcomes: Sequence[Outcomes]) -> None:
+        """Write outcomes of rows this ledger has in flight (one transaction)."""
+        if outcomes:
+            with self.conn.transaction():
+                self._write(outcomes, self._fresh())
+
+    def release(self, rows: Sequence[Claimed]) -> None:
+        """In-flight rows that certainly were not sent go back to pending (e.g. after a 401)."""
+        with self.conn.transaction():
+            self.conn.execute_in(
+                "UPDATE sends SET state = 'pending', updated_at = ?"
+                " WHERE issue = ? AND state = 'in_flight' AND email IN ({})",
+                (now(), self.issue), [c.email for c in rows])
+
+    def close(self) -> None:
+        if self._helper is not None:
+            self._helper.shutdown(wait=True)
+            self._helper = None
+
+    # -- reading -------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(LEDGER_STATES, 0)
+        for state, count in self.conn.execute(
+                "SELECT state, COUNT(*) FROM sends WHERE issue = ? GROUP BY state",
+                (self.issue,)):
+            counts[state] = count
+        return counts
+
+    def unknown_count(self) -> int:
+        """counts()["unknown"] through the partial index: no scan of the ledger."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM sends WHERE issue = ? AND state = 'unknown'",
+            (self.issue,)).fetchone()[0]
+
+    def emails(self, state: str, limit: int | None = None) -> list[str]:
+        """Addresses in `state`, in claim order."""
+        if state not in LEDGER_STATES:
+            raise StoreError(f"unknown ledger state {state!r}", field="state")
+        # The state written into the SQL (one of the constants above), not bound: only a
+        # literal lets the database use the partial index of that state (pending, unknown).
+        sql = (f"SELECT email FROM sends WHERE issue = ? AND state = '{state}'"
+               f" ORDER BY {self.conn.row_id}")
+        params: tuple = (self.issue,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        return [row[0] for row in self.conn.execute(sql, params)]
+
+    def rows(self) -> list[LedgerRow]:
+        """Every row of this issue, in claim order (for reports and tests: not for a send)."""
+        return [LedgerRow(*row) for row in self.conn.execute(
+            "SELECT email, state, message_id, last_error, attempts, updated_at FROM sends"
+            f" WHERE issue = ? ORDER BY {self.conn.row_id}", (self.issue,))]
+
+    def active_done(self, states: Sequence[str]) -> int:
+        """Active subscribers whose row for this issue is in one of `states`."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM subscribers u JOIN sends s ON s.email = u.email"
+            " WHERE u.status = 'active' AND s.issue = ? AND s.state IN ({})".format(
+                ",".join("?" * len(states))), (self.issue, *states)).fetchone()[0]
+
+    # -- inside -------------------------------------------------------------------------
+    def _claim(self, limit: int) -> tuple[list[Claimed], int]:
+        rows = self.conn.execute(self._pending_sql, (self.issue, limit)).fetchall()
+        take = [Claimed(r[1], r[2], r[0]) for r in rows if r[3] == ACTIVE]
+        drop = [r[0] for r in rows if r[3] != ACTIVE] if len(take) < len(rows) else []
+        rid = self.conn.row_id
+        if drop:
+            self.conn.execute_in(f"DELETE FROM sends WHERE {rid} IN ({{}})", (), drop)
+        if take:
+            self.conn.execute_in(
+                "UPDATE sends SET state = 'in_flight', attempts = attempts + 1,"
+                f" updated_at = ? WHERE {rid} IN ({{}})", (now(),), [c.rowid for c in take])
+        return take, len(drop)
+
+    def _finish(self, outcomes: Sequence[Outcomes], fresh: bool,
+                begun: threading.Event | None = None) -> None:
+        """Write the outcomes and commit the open transaction (roll back on any error)."""
+        if begun is not None:
+            begun.set()
+        try:
+            self._write(outcomes, fresh)
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    def _fresh(self) -> bool:
+        """No other connection has committed since the last claim (call in a transaction)."""
+        return self._mark is not None and self.conn.change_mark() == self._mark
+
+    def _write(self, outcomes: Sequence[Outcomes], by_rowid: bool) -> None:
+        if not outcomes:
+            return
+        stamp = now()
+        rid = self.conn.row_id
+        for state, mid, err, rows in outcomes:
+            if by_rowid:
+                self.conn.execute_in(
+                    "UPDATE sends SET state = ?, message_id = ?, last_error = ?,"
+                    f" updated_at = ? WHERE {rid} IN ({{}}) AND state = 'in_flight'",
+                    (state, mid, err, stamp), [c.rowid for c in rows])
+            else:
+                self.conn.execute_in(
+                    "UPDATE sends SET state = ?, message_id = ?, last_error = ?,"
+                    " updated_at = ? WHERE issue = ? AND state = 'in_flight' AND email IN ({})",
+                    (state, mid, err, stamp, self.issue), [c.email for c in rows])
+
+
+def _settled(future: Future) -> bool:
+    """Wait until `future` is done, even if interrupted (KeyboardInterrupt) meanwhile; True
+    when it succeeded. Its own errors come from a helper thread, never a KeyboardInterrupt."""
+    while True:
+        try:
+            future.result()
+            return True
+        except KeyboardInterrupt:
+            if future.done() and future.exception() is not None:
+                return False
+        except BaseException:
+            return False

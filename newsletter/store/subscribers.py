@@ -1,0 +1,287 @@
+"""The `subscribers` table: every status change of an address, and the only SQL on it.
+
+Statuses: pending (asked, not confirmed), active (sent to), unsubscribed (asked to stop),
+suppressed (the provider reported a bounce, a rejection or a complaint). Only `active` is
+sent to. Addresses are stored normalised (`normalise_email`); the methods expect that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+
+from newsletter.errors import StoreError
+from newsletter.store.common import (
+    ACTIVE,
+    INACTIVE,
+    PENDING,
+    SUBSCRIBER_STATUSES,
+    SUPPRESSED,
+    UNSUBSCRIBED,
+    Connection,
+    now,
+)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str | None
+    status: str
+    status_reason: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    unsubscribed_at: str | None = None
+    consent_at: str | None = None
+    consent_source: str | None = None
+    consent_ip: str | None = None
+    consent_form: str | None = None
+    confirmed_at: str | None = None
+
+
+_COLUMNS = ", ".join(f.name for f in fields(Subscriber))
+
+
+@dataclass(frozen=True)
+class SubscribeOutcome:
+    email: str
+    status: str  # the status after the request (an unsubscribed address stays unsubscribed)
+    send_confirmation: bool  # False when already active
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    email: str
+    name: str | None
+    has_name: bool  # the file has a name column (else a known name is kept)
+    resubscribe: bool  # re-activate if unsubscribed or suppressed (fresh consent)
+
+
+class Subscribers:
+    """The subscribers of one connection (see `Store.subscribers`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, email: str) -> Subscriber | None:
+        row = self.conn.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE email = ?",
+                                (email,)).fetchone()
+        return Subscriber(*row) if row else None
+
+    def status(self, email: str) -> str | None:
+        row = self.conn.execute("SELECT status FROM subscribers WHERE email = ?",
+                                (email,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(SUBSCRIBER_STATUSES, 0)
+        for status, count in self.conn.execute(
+                "SELECT status, COUNT(*) FROM subscribers GROUP BY status"):
+            counts[status] = count
+        return counts
+
+    def list(self, status: str | None = None, batch: int = 1000) -> Iterator[Subscriber]:
+        """Every subscriber (or those with `status`) ordered by id, read in keyset pages."""
+        for page in self.pages(status, batch):
+            yield from page
+
+    def pages(self, status: str | None = None, batch: int = 1000
+              ) -> Iterator[list[Subscriber]]:
+        """Subscribers in lists of `batch`, ordered by id; memory stays flat."""
+        # Keyset pagination (id > last) rather than OFFSET: each page is an index seek, and
+        # rows added or removed meanwhile never shift a page.
+        last = 0
+        where = "AND status = ?" if status else ""
+        while True:
+            params: tuple = (last, status, batch) if status else (last, batch)
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM subscribers WHERE id > ? {where} ORDER BY id LIMIT ?",
+                params).fetchall()
+            if not rows:
+                return
+            yield [Subscriber(*r) for r in rows]
+            last = rows[-1][0]
+
+    # -- adding --------------------------------------------------------------------------
+    def add(self, email: str, name: str | None = None, *, status: str = ACTIVE,
+            consent_source: str | None = None, consent_ip: str | None = None,
+            consent_form: str | None = None, consent_at: str | None = None) -> Subscriber:
+        """Insert a new subscriber; StoreError if the address is there already."""
+        if status not in SUBSCRIBER_STATUSES:
+            raise StoreError(f"unknown subscriber status {status!r}", field="status")
+        stamp = now()
+        cur = self.conn.execute(
+            "INSERT INTO subscribers (email, name, status, created_at, updated_at, consent_at,"
+            " consent_source, consent_ip, consent_form, confirmed_at, unsubscribed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (email, name, status, stamp, stamp, consent_at or stamp, consent_source,
+             consent_ip, consent_form, stamp if status == ACTIVE else None,
+             stamp if status in INACTIVE else None))
+        if not cur.rowcount:
+            raise StoreError(f"{email} is already a subscriber", field="email")
+        found = self.get(email)
+        assert found is not None
+        return found
+
+    def add_many(self, people: Iterable[tuple[str, str | None]], source: str) -> int:
+        """Add active subscribers (email, name) in one statement, skipping addresses that
+        are there already (a fast bulk load, e.g. for benchmarks). Returns the number added."""
+        stamp = now()
+        with self.conn.transaction():
+            return self.conn.execute_many(
+                "INSERT INTO subscribers (email, name, status, created_at, updated_at,"
+                " consent_at, consent_source, confirmed_at)"
+                " VALUES (?, ?, 'active', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                ((email, name, stamp, stamp, stamp, source, stamp) for email, name in people))
+
+    # -- status changes ------------------------------------------------------------------
+    def unsubscribe(self, email: str, reason: str) -> bool:
+        """Mark the address unsubscribed at once. True if this call changed anything.
+
+        Idempotent: a second call keeps the first time and reason; a suppressed address stays
+        suppressed (it is not sent to either way). An address not on the list is recorded as
+        unsubscribed, so a later import cannot quietly start sending to it. A send in progress
+        checks every recipient's status when it claims them, so this takes effect at once.
+        """
+        when = now()
+        with self.conn.transaction():
+            cur = self.conn.execute(
+                "UPDATE subscribers SET status = ?, status_reason = ?, unsubscribed_at = ?,"
+                " updated_at = ? WHERE email = ? AND status NOT IN (?, ?)",
+                (UNSUBSCRIBED, reason, when, when, email, UNSUBSCRIBED, SUPPRESSED))
+            if cur.rowcount:
+                return True
+            cur = self.conn.execute(
+                "INSERT INTO subscribers (email, status, status_reason, created_at, updated_at,"
+                " unsubscribed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (email, UNSUBSCRIBED, reason, when, when, when))
+            return bool(cur.rowcount)
+
+    def suppress(self, email: str, reason: str, status: str = SUPPRESSED) -> bool:
+        """A provider's word (bounce, rejection, complaint: `suppressed`; its own unsubscribe
+        list: `unsubscribed`) ends sending to an active or pending address. True if changed;
+        an address not on the list is left alone."""
+        if status not in INACTIVE:
+            raise StoreError(f"cannot suppress to {status!r}", field="status")
+        when = now()
+        cur = self.conn.execute(
+            "UPDATE subscribers SET status = ?, status_reason = ?, updated_at = ?,"
+            " unsubscribed_at = COALESCE(unsubscribed_at, ?)"
+            " WHERE email = ? AND status IN (?, ?)",
+            (status, reason, when, when, email, ACTIVE, PENDING))
+        return bool(cur.rowcount)
+
+    def set_status(self, email: str, status: str, reason: str | None = None) -> bool:
+        """Set a status outright (an operator's correction); False when there is no such
+        address. The web, the webhook and imports use the methods above instead."""
+        if status not in SUBSCRIBER_STATUSES:
+            raise StoreError(f"unknown subscriber status {status!r}", field="status")
+        stamp = now()
+        off = stamp if status in INACTIVE else None
+        cur = self.conn.execute(
+            "UPDATE subscribers SET status = ?, status_reason = ?, updated_at = ?,"
+            " unsubscribed_at = CASE WHEN ? IS NULL THEN NULL"
+            "   ELSE COALESCE(unsubscribed_at, ?) END WHERE email = ?",
+            (status, reason, stamp, off, off, email))
+        return cur.rowcount > 0
+
+    def subscribe_request(self, email: str, name: str | None, ip: str | None,
+                          form: str | None) -> SubscribeOutcome:
+        """Record a subscription request and its consent details; the address is not sent
+        to until `confirm`.
+
+        - new address: a `pending` row with consent_at/source/ip/form;
+        - pending: the request details are refreshed and a new confirmation is due;
+        - unsubscribed or suppressed: the status stays as it is (nothing is sent to it) but
+          the request is recorded with confirmed_at cleared, so only the confirmation link
+          re-activates;
+        - active: nothing changes (an unverified form post must not rewrite a consent record).
+        """
+        when = now()
+        with self.conn.transaction():
+            status = self.status(email)
+            if status is None:
+                self.conn.execute(
+                    "INSERT INTO subscribers (email, name, status, created_at, updated_at,"
+                    " consent_at, consent_source, consent_ip, consent_form)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'form', ?, ?)",
+                    (email, name, PENDING, when, when, when, ip, form))
+                return SubscribeOutcome(email, PENDING, True)
+            if status == ACTIVE:
+                return SubscribeOutcome(email, ACTIVE, False)
+            self.conn.execute(
+                "UPDATE subscribers SET name = COALESCE(?, name), updated_at = ?,"
+                " consent_at = ?, consent_source = 'form', consent_ip = ?, consent_form = ?,"
+                " confirmed_at = NULL WHERE email = ?",
+                (name, when, when, ip, form, email))
+            return SubscribeOutcome(email, status, True)
+
+    def confirm(self, email: str) -> str:
+        """Activate an address that has an open form request (this is the resubscribe of a
+        web visitor). Returns 'confirmed', 'already' (active before), or 'nothing' (no open
+        request: e.g. an old confirmation link clicked after unsubscribing, which must not
+        re-subscribe)."""
+        when = now()
+        cur = self.conn.execute(
+            "UPDATE subscribers SET status = ?, status_reason = NULL, confirmed_at = ?,"
+            " updated_at = ?, unsubscribed_at = NULL WHERE email = ? AND status != ?"
+            " AND confirmed_at IS NULL AND consent_source = 'form'",
+            (ACTIVE, when, when, email, ACTIVE))
+        if cur.rowcount:
+            return "confirmed"
+        return "already" if self.status(email) == ACTIVE else "nothing"
+
+    def upsert_imported(self, rows: Iterable[ImportRow], source: str) -> dict[str, list[str]]:
+        """One chunk of an import, in one transaction. Returns the addresses by outcome:
+        added, updated, unchanged, resubscribed, kept_unsubscribed.
+
+        New addresses are added active with consent `source`; a pending address is confirmed
+        (whoever holds the consent record for the import listed it); an unsubscribed or
+        suppressed one stays so unless its row says `resubscribe` (fresh consent: the
+        consent record is replaced); otherwise only the name may change.
+        """
+        out: dict[str, list[str]] = {k: [] for k in (
+            "added", "updated", "unchanged", "resubscribed", "kept_unsubscribed")}
+        stamp = now()
+        with self.conn.transaction():
+            for row in rows:
+                current = self.conn.execute(
+                    "SELECT name, status FROM subscribers WHERE email = ?", (row.email,)
+                ).fetchone()
+                if current is None:
+                    self.conn.execute(
+                        "INSERT INTO subscribers (email, name, status, created_at, updated_at,"
+                        " consent_at, consent_source, confirmed_at)"
+                        " VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
+                        (row.email, row.name, stamp, stamp, stamp, source, stamp))
+                    out["added"].append(row.email)
+                    continue
+                old_name, status = current
+                name = row.name if row.has_name and row.name else old_name
+                if status in INACTIVE and row.resubscribe:
+                    self.conn.execute(
+                        "UPDATE subscribers SET status = 'active', status_reason = ?, name = ?,"
+                        " updated_at = ?, unsubscribed_at = NULL, consent_at = ?,"
+                        " consent_source = ?, consent_ip = NULL, consent_form = NULL,"
+                        " confirmed_at = ? WHERE email = ?",
+                        (f"resubscribed by {source}", name, stamp, stamp, source, stamp,
+                         row.email))
+                    out["resubscribed"].append(row.email)
+                elif status in INACTIVE:
+                    out["kept_unsubscribed"].append(row.email)
+                elif status == PENDING:
+                    self.conn.execute(
+                        "UPDATE subscribers SET status = 'active', name = ?, updated_at = ?,"
+                        " consent_at = ?, consent_source = ?, confirmed_at = ? WHERE email = ?",
+                        (name, stamp, stamp, source, stamp, row.email))
+                    out["updated"].append(row.email)
+                elif name != old_name:
+                    self.conn.execute(
+                        "UPDATE subscribers SET name = ?, updated_at = ? WHERE email = ?",
+                        (name, stamp, row.email))
+                    out["updated"].append(row.email)
+                else:
+                    out["unchanged"].append(row.email)
+        return out

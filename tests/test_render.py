@@ -16,7 +16,8 @@ from newsletter.compose.render import (
     render_mjml,
     render_text,
 )
-from newsletter.compose.templates import DEFAULT_TEMPLATES, format_date, shorten, track_url
+from newsletter.compose.templates import DEFAULT_TEMPLATES, format_date, shorten
+from newsletter.compose.tracking import track_url
 from newsletter.errors import RenderError
 from tests.support.render import URL_LINE, Page, make_issue
 

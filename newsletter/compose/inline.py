@@ -1,23 +1,22 @@
 """CSS inlining with premailer, configured to do no harm to MJML output.
 
-premailer's defaults would (measured, see STYLE.md "Pitfalls"): strip every `!important` from the
-phone `@media` rules, drop MJML's lower-case `<!doctype html>`, rewrite image `width`
-attributes (Outlook sizes images by them), fetch `<link>` stylesheets over the network, and let
-cssutils print a warning for every `mso-*` property. Even with allow_network=False, cssutils
-itself fetches `@import url(...)` while parsing (measured: a test server saw the request), so
-the parser here gets a fetcher that returns nothing. Here the `<style>` blocks stay as they are
-(the `@media` rules for phones and dark mode live there), rules without a media query are copied
-onto the elements, and nothing else changes.
+premailer's defaults would (measured): strip every `!important` from the phone `@media` rules,
+drop MJML's lower-case `<!doctype html>`, rewrite image `width` attributes (Outlook sizes images
+by them), fetch `<link>` stylesheets over the network, and let cssutils print a warning for
+every `mso-*` property. Even with allow_network=False, cssutils itself fetches `@import url(...)`
+while parsing (measured: a test server saw the request), so the parser here gets a fetcher that
+returns nothing. Here the `<style>` blocks stay as they are (the `@media` rules for phones and
+dark mode live there), rules without a media query are copied onto the elements, and nothing
+else changes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
-import types
 import warnings
 from functools import cache, lru_cache
+from typing import Any
 
 # Attributes premailer would derive from inlined CSS. MJML already writes the ones email clients
 # need; deriving more changes layout (an `align` on a table floats it) and image sizes.
@@ -33,65 +32,22 @@ def _no_fetch(url: str) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=64)
-def _parse_css(css_body: str, validate: bool):
-    import cssutils
+def _parse_css(css_body: str, validate: bool) -> Any:
+    import cssutils  # imported with premailer, see _premailer_class
 
     return cssutils.CSSParser(fetcher=_no_fetch, validate=validate).parseString(css_body)
 
 
-class _Deferred(types.ModuleType):
-    """Stands in for a module until an attribute of it is used, then imports the real one.
-
-    premailer imports `requests` at module level only to fetch external style sheets, which
-    allow_network=False never does; importing it (urllib3, charset detection, ssl) costs
-    ~35 ms of every `newsletter build`. importlib's LazyLoader cannot help on Python 3.11: the
-    import statement itself reads `__spec__`, which loads the module. Code that later imports
-    `requests` gets this stand-in or, once loaded, the real module; either works.
-    """
-
-    def __getattr__(self, attr: str):
-        real = self.__dict__.get("_real")
-        if real is None:
-            import importlib
-            import sys
-
-            if sys.modules.get(self.__name__) is self:
-                del sys.modules[self.__name__]
-            real = importlib.import_module(self.__name__)
-            self.__dict__["_real"] = real
-        return getattr(real, attr)
-
-
-def _defer_import(name: str) -> None:
-    import importlib.util
-    import sys
-
-    if name not in sys.modules and importlib.util.find_spec(name) is not None:
-        sys.modules[name] = _Deferred(name)
-
-
 @cache
-def _premailer_class():
-    _defer_import("requests")
-    import premailer.merge_style
+def _premailer_class() -> type:
+    # premailer (with cssutils, lxml and requests) costs ~0.2 s to import: paid only by the
+    # commands that render, not by every start of the CLI.
     from premailer import Premailer
 
-    # premailer's disable_validation reaches the rules it inlines but not the element's own
-    # `style` attribute, which it re-parses with cssutils validation on. Validation only logs
-    # (it never changes the result), yet its first use compiles cssutils' property grammar:
-    # ~0.1 s of every `newsletter build`. Complete the option here.
-    original = getattr(premailer.merge_style, "csstext_to_pairs", None)
-    if original is not None and not getattr(original, "_newsletter_no_validate", False):
-        def csstext_to_pairs(csstext, validate=True):
-            return original(csstext, validate=False)
-
-        csstext_to_pairs._newsletter_no_validate = True
-        # the original looks itself up by name for its lock
-        csstext_to_pairs._lock = getattr(original, "_lock", None) or threading.RLock()
-        premailer.merge_style.csstext_to_pairs = csstext_to_pairs
-
     class OfflinePremailer(Premailer):
-        def _parse_css_string(self, css_body, validate=True):
+        """Parses style sheets with a cssutils parser that never fetches `@import`s."""
+
+        def _parse_css_string(self, css_body: str, validate: bool = True) -> Any:
             return _parse_css(css_body, validate)
 
     return OfflinePremailer
@@ -127,8 +83,6 @@ def inline_css(html: str) -> str:
     The doctype is restored exactly as the input had it; `{{ ... }}` placeholders in attributes
     survive unencoded; no network or file access happens.
     """
-    # Imported here: premailer (and cssutils, lxml) cost ~0.16 s to import, paid only by
-    # commands that render.
     Premailer = _premailer_class()  # noqa: N806
 
     doctype_match = _DOCTYPE.match(html)

@@ -110,8 +110,9 @@ class Settings:
     def db_path(self) -> Path:
         return self._path("NEWSLETTER_DB", "newsletter.db")
 
-    @property
-    def secret(self) -> str:
+    def require_secret(self) -> str:
+        """The key that signs links, or ConfigError naming NEWSLETTER_SECRET. Commands that
+        sign links call it first, so a missing key stops them before any work starts."""
         value = self.getenv("NEWSLETTER_SECRET")
         if not value:
             raise ConfigError(
@@ -119,6 +120,10 @@ class Settings:
                 field="NEWSLETTER_SECRET",
             )
         return value
+
+    @property
+    def secret(self) -> str:
+        return self.require_secret()
 
     @property
     def secrets(self) -> tuple[str, ...]:

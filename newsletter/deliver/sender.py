@@ -242,7 +242,7 @@ def send_all(
     next run retries it). Ctrl-C or `stop` ends the run after the current batch(es).
     """
     slug = rendered.slug
-    settings.secret  # noqa: B018 -- fail before anything is claimed when the key is missing
+    settings.require_secret()  # before anything is claimed
     conn = store.connect(settings.db_path)
     providers: list[Provider] = []
     try:

@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from jinja2 import TemplateError, TemplateNotFound
+from mjml import mjml2html
 
 from newsletter.compose.inline import inline_css
 from newsletter.compose.issue import Issue
@@ -109,8 +110,6 @@ def render_mjml(issue: Issue, settings: Settings) -> str:
 def mjml_to_html(source: str) -> str:
     """mjml-python with no remote fonts (nothing may be fetched when the email is opened from
     an unknown sender, and Google Fonts would be). Parse errors name the line."""
-    from mjml import mjml2html
-
     try:
         return mjml2html(source, fonts={})
     except ValueError as exc:

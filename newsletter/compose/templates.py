@@ -14,7 +14,9 @@ turns a typo in a template into an error instead of an empty string.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -31,6 +33,7 @@ from jinja2 import (
     StrictUndefined,
     pass_context,
 )
+from jinja2.loaders import split_template_path
 from markupsafe import Markup, escape
 
 from newsletter.compose.markdown import render_html
@@ -160,11 +163,36 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
         return None
 
 
+class _ProjectFirstLoader(BaseLoader):
+    """The project's folder first, then the package's defaults. A default counts as up to date
+    only while the project has no file of that name, so an override saved while the preview
+    runs is used on the next render (and a deleted one falls back to the default)."""
+
+    def __init__(self, project: str, package: str) -> None:
+        self.project = project
+        self._choice = ChoiceLoader([FileSystemLoader(project),
+                                     PackageLoader("newsletter", package)])
+
+    def get_source(self, environment: Environment, template: str
+                   ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = self._choice.get_source(environment, template)
+        own = os.path.join(self.project, *split_template_path(template))
+        if filename == own:
+            return source, filename, uptodate
+
+        def still_default() -> bool:
+            return not os.path.exists(own) and (uptodate is None or uptodate())
+
+        return source, filename, still_default
+
+    def list_templates(self) -> list[str]:
+        return self._choice.list_templates()
+
+
 def _loader(templates_dir: str, folder: str) -> BaseLoader:
-    """The project's folder first, then the package's defaults."""
-    project = f"{templates_dir}/{folder}" if folder else templates_dir
+    project = os.path.join(templates_dir, folder) if folder else templates_dir
     package = f"templates/{folder}" if folder else "templates"
-    return ChoiceLoader([FileSystemLoader(project), PackageLoader("newsletter", package)])
+    return _ProjectFirstLoader(project, package)
 
 
 @lru_cache(maxsize=16)
@@ -193,3 +221,9 @@ def environment(settings: Settings, kind: Kind = "email") -> Environment:
     if kind not in _KINDS:
         raise ValueError(f"unknown template kind {kind!r} (expected one of: {', '.join(_KINDS)})")
     return _environment(str(settings.templates_dir.resolve()), kind)
+
+
+
+def forget_environments() -> None:
+    """Drop the environments built so far (serve's pages are read once per environment)."""
+    _environment.cache_clear()

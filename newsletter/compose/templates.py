@@ -223,7 +223,6 @@ def environment(settings: Settings, kind: Kind = "email") -> Environment:
     return _environment(str(settings.templates_dir.resolve()), kind)
 
 
-
 def forget_environments() -> None:
     """Drop the environments built so far (serve's pages are read once per environment)."""
     _environment.cache_clear()

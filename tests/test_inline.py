@@ -188,3 +188,34 @@ def test_media_only_style_blocks_are_left_verbatim(pair):
     raw, inlined = pair
     assert "data-premailer" not in inlined
     assert STYLE.findall(raw) == STYLE.findall(inlined)
+
+
+def test_own_styles_merged_as_premailer_would_without_validation(pair, seed_issue, settings):
+    """The local workaround for premailer's merge_styles parsing each element's own `style`
+    with validation on (disable_validation does not reach it): same output as premailer's whole
+    transform, on the fast path."""
+    import warnings
+
+    from newsletter.compose import inline
+    from newsletter.compose.issue import load_issue
+
+    seed = render_issue(load_issue(seed_issue), settings, inline=False).html
+    for raw in (pair[0], seed):
+        body = inline._skip_media_only_styles(inline._DOCTYPE.sub("", raw, count=1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fast = inline._transform(body)
+            whole = inline._premailer_class()(body, **inline._OPTIONS).transform(
+                pretty_print=False)
+        assert fast is not None
+        assert fast == whole
+        assert 'style="' in fast and "{{unsubscribe_url}}" in fast
+
+
+def test_own_style_wins_over_rules_and_unmatched_styles_stay_verbatim():
+    html = ('<html><head><style>a { color: blue; font-weight: normal } p { margin: 0 }</style>'
+            '</head><body><a href="https://example.org/" style="font-weight: bold;color :red">'
+            'x</a><span style="COLOR:Red ;">y</span></body></html>')
+    out = inline_css(html)
+    assert 'style="color:red; font-weight:bold"' in out
+    assert '<span style="COLOR:Red ;">' in out

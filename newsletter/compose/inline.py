@@ -125,8 +125,8 @@ def _transform(body: str) -> str | None:
 
     Why: premailer's `disable_validation` does not reach merge_styles, which parses every
     element's own `style` with validation on (premailer/merge_style.py calls
-    `csstext_to_pairs(inline_style)` without the option; upstream, peterbe/premailer, the same
-    gap fixed for align_floating_images in PR #275). Validation changes nothing in the output
+    `csstext_to_pairs(inline_style)` without the option, in premailer 3.10; the same gap for
+    align_floating_images is peterbe/premailer PR #275). Validation changes nothing in the output
     but its first use compiles cssutils' property grammar: 30-60 ms of every `newsletter
     build`. Parsing and serialising follow premailer's own string path (handlebars kept).
     Returns None when an element's inlined rules hold pseudo-classes (not merged here).

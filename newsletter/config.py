@@ -7,13 +7,20 @@ naming exactly what to set.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from newsletter.errors import ConfigError
 
@@ -103,8 +110,9 @@ class Settings:
     def db_path(self) -> Path:
         return self._path("NEWSLETTER_DB", "newsletter.db")
 
-    @property
-    def secret(self) -> str:
+    def require_secret(self) -> str:
+        """The key that signs links, or ConfigError naming NEWSLETTER_SECRET. Commands that
+        sign links call it first, so a missing key stops them before any work starts."""
         value = self.getenv("NEWSLETTER_SECRET")
         if not value:
             raise ConfigError(
@@ -112,6 +120,10 @@ class Settings:
                 field="NEWSLETTER_SECRET",
             )
         return value
+
+    @property
+    def secret(self) -> str:
+        return self.require_secret()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -163,8 +175,6 @@ def read_env(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, 
     merged: dict[str, str] = {}
     dotenv = root / ".env"
     if dotenv.is_file():
-        from dotenv import dotenv_values
-
         try:
             values = dotenv_values(dotenv, encoding="utf-8")
         except UnicodeDecodeError:
@@ -181,7 +191,8 @@ def load_settings(
 ) -> Settings:
     path = Path(path) if path else find_config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError("file not found", file=path) from None
     except UnicodeDecodeError:
@@ -192,10 +203,15 @@ def load_settings(
         line = int(where.group(1)) if where else None
         raise ConfigError(f"not valid TOML: {exc}", file=path, line=line) from None
     root = path.resolve().parent
-    return settings_from_dict(data, root=root, env=read_env(root, environ), file=path)
+    return settings_from_dict(data, root=root, env=read_env(root, environ), file=path,
+                              source=text)
 
 
-_TOP = {"newsletter", "sender", "links", "tracking", "theme", "sending"}
+# -- validation of newsletter.toml ------------------------------------------------------------
+# One pydantic model per table. Each field's type carries its own check and message (a plain
+# validator, so pydantic's generic wording never reaches the user); adding a setting is one line
+# in its table's model.
+
 _COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")  # BCP 47: en, fr-CA, zh-Hant
 _LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # List-Id: <id.domain>
@@ -203,140 +219,47 @@ _LIST_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")  # List-Id:
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+")
 
 
-def settings_from_dict(
-    data: Mapping, *, root: Path, env: Mapping[str, str], file: Path | str = CONFIG_NAME
-) -> Settings:
-    def fail(message: str, key: str) -> ConfigError:
-        return ConfigError(message, file=file, field=key)
+def _bad(message: str) -> PydanticCustomError:
+    return PydanticCustomError("setting", message)
 
-    for key in data:
-        if key not in _TOP:
-            raise fail(f"unknown section (expected one of: {', '.join(sorted(_TOP))})", key)
 
-    def section(name: str) -> Mapping:
-        value = data.get(name, {})
-        if not isinstance(value, Mapping):
-            raise fail("must be a table", name)
-        return value
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _bad("must be a non-empty string")
+    return value
 
-    def text(sec: str, key: str, *, required: bool = False, default: str | None = None):
-        value = section(sec).get(key, default)
-        if value is None:
-            if required:
-                raise fail("required", f"{sec}.{key}")
-            return None
-        if not isinstance(value, str) or (required and not value.strip()):
-            raise fail("must be a non-empty string", f"{sec}.{key}")
-        if key not in ("postal_address", "why") and (
-                any(c in value for c in "\r\n") or value.splitlines() != [value]):
-            raise fail("must be one line (no CR, LF or other line separator)", f"{sec}.{key}")
-        return value
 
-    def matching(pattern: re.Pattern, sec: str, key: str, default: str, example: str) -> str:
-        value = text(sec, key, default=default)
+def _line(value: object) -> str:
+    """Header-bound values: one line (Python's email package breaks header lines at every
+    str.splitlines() boundary, U+2028 included)."""
+    value = _text(value)
+    if any(c in value for c in "\r\n") or value.splitlines() != [value]:
+        raise _bad("must be one line (no CR, LF or other line separator)")
+    return value
+
+
+def _matching(pattern: re.Pattern, example: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        value = _line(value)
         if not pattern.fullmatch(value):
-            raise fail(f"must look like {example}, not {value!r}", f"{sec}.{key}")
+            raise _bad(f"must look like {example}, not {value!r}")
         return value
+    return check
 
-    def address(sec: str, key: str, *, required: bool = False) -> str | None:
-        value = text(sec, key, required=required)
-        if value is not None and not _ADDRESS.fullmatch(value.strip()):
-            raise fail(f"{value!r} is not a plain email address such as news@example.org "
-                       "(the sender's name goes in sender.from_name)", f"{sec}.{key}")
-        if value is not None and not value.rpartition("@")[0].isascii():
-            # no provider here speaks SMTPUTF8: every send would fail
-            raise fail(f"{value!r}: the part before the @ must be ASCII", f"{sec}.{key}")
-        return value.strip() if value is not None else None
 
-    def url(sec: str, key: str) -> str | None:
-        value = text(sec, key)
-        if value is not None and not _web_url(value):
-            raise fail(f"must be an http:// or https:// address, not {value!r}", f"{sec}.{key}")
-        return value
-
-    reviewers = section("sender").get("reviewers", [])
-    if not isinstance(reviewers, list) or not all(isinstance(r, str) for r in reviewers):
-        raise fail("must be a list of email addresses", "sender.reviewers")
-
-    tracking = section("tracking")
-    if not all(isinstance(v, str) for v in tracking.values()):
-        raise fail("values must be strings", "tracking")
-
-    theme_data = dict(section("theme"))
-    logo = theme_data.pop("logo", None)
-    if logo is not None:
-        if not isinstance(logo, Mapping) or not logo.get("src") or not logo.get("alt"):
-            raise fail("needs src and alt (alt text is required for every image)", "theme.logo")
-        width = logo.get("width", 200)
-        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= 1200:
-            raise fail("must be a whole number of pixels from 1 to 1200", "theme.logo.width")
-        if not isinstance(logo["src"], str) or not _web_url(logo["src"]):
-            raise fail(f"must be an http:// or https:// address, not {logo['src']!r}",
-                       "theme.logo.src")
-        if not isinstance(logo["alt"], str) or any(c in logo["alt"] for c in "\r\n"):
-            raise fail("must be one line of text", "theme.logo.alt")
-        logo = Logo(src=logo["src"], alt=logo["alt"], width=width)
-    allowed = set(Theme.__dataclass_fields__) - {"logo"}
-    for key, value in theme_data.items():
-        if key not in allowed:
-            raise fail(f"unknown key (expected one of: {', '.join(sorted(allowed))})",
-                       f"theme.{key}")
-        if key == "font":
-            if not isinstance(value, str) or not value.strip() or any(c in value for c in
-                                                                       "\r\n;{}<>"):
-                raise fail("must be a CSS font list such as 'Helvetica, Arial, sans-serif'",
-                           "theme.font")
-        elif not isinstance(value, str) or not _COLOUR.fullmatch(value):
-            raise fail(f"must be a colour such as \"#1d5b79\", not {value!r}", f"theme.{key}")
-    theme = Theme(logo=logo, **theme_data)
-
-    sending = section("sending")
-    try:
-        rate_limit = float(sending.get("rate_limit", 0))
-        batch_size = int(sending.get("batch_size", 1000))
-    except (TypeError, ValueError):
-        raise fail("rate_limit and batch_size must be numbers", "sending") from None
-    if not math.isfinite(rate_limit):
-        raise fail("must be a number of messages per second (0: no limit)",
-                   "sending.rate_limit")
-    if not 1 <= batch_size <= 1000:
-        raise fail("must be between 1 and 1000", "sending.batch_size")
-    if rate_limit < 0:
-        raise fail("must be 0 (no limit) or more", "sending.rate_limit")
-
-    return Settings(
-        root=root,
-        name=text("newsletter", "name", required=True),
-        language=matching(_LANGUAGE, "newsletter", "language", "en",
-                          "a language tag such as 'en' or 'fr-CA'"),
-        list_id=matching(_LIST_ID, "newsletter", "list_id", "newsletter",
-                         "'cities-of-migration' (letters, digits, '.', '_', '-')"),
-        website=url("newsletter", "website"),
-        postal_address=text("newsletter", "postal_address", required=True),
-        why=text("newsletter", "why", required=True),
-        from_email=address("sender", "from_email", required=True),
-        from_name=text("sender", "from_name", default=None)
-        or text("newsletter", "name", required=True),
-        reply_to=address("sender", "reply_to"),
-        reviewers=tuple(reviewers),
-        archive_url=url("links", "archive"),
-        view_online_url=url("links", "view_online"),
-        public_url=_ascii_url(url("links", "public"), fail) or None,
-        subscribe_url=url("links", "subscribe")
-        or ((url("links", "public") or "").rstrip("/") + "/subscribe"
-            if url("links", "public") else None),
-        utm=dict(tracking),
-        theme=theme,
-        rate_limit=rate_limit,
-        batch_size=batch_size,
-        env=env,
-    )
+def _address(value: object) -> str:
+    value = _line(value).strip()
+    if not _ADDRESS.fullmatch(value):
+        raise _bad(f"{value!r} is not a plain email address such as news@example.org "
+                   "(the sender's name goes in sender.from_name)")
+    if not value.rpartition("@")[0].isascii():
+        # no provider here speaks SMTPUTF8: every send would fail
+        raise _bad(f"{value!r}: the part before the @ must be ASCII")
+    return value
 
 
 def _web_url(value: str) -> bool:
     """An absolute http(s) address with a host and no spaces (links in every email)."""
-    from urllib.parse import urlsplit
-
     if any(c.isspace() for c in value) or not value.lower().startswith(("http://", "https://")):
         return False
     try:
@@ -345,25 +268,251 @@ def _web_url(value: str) -> bool:
         return False
 
 
-def _ascii_url(value: str | None, fail) -> str | None:
+def _url(value: object) -> str:
+    value = _line(value)
+    if not _web_url(value):
+        raise _bad(f"must be an http:// or https:// address, not {value!r}")
+    return value
+
+
+def _ascii_url(value: object) -> str:
     """links.public goes into the List-Unsubscribe header of every message, which must be
     ASCII: an internationalised host name is written in its IDNA (xn--) form."""
-    if not value:
-        return None
-    value = value.rstrip("/")
+    value = _url(value).rstrip("/")
     if value.isascii():
         return value
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(value)
     try:
         host = (parts.hostname or "").encode("idna").decode("ascii")
     except UnicodeError:
-        raise fail("the host name is not a valid internationalised domain name",
-                   "links.public") from None
+        raise _bad("the host name is not a valid internationalised domain name") from None
     netloc = host + (f":{parts.port}" if parts.port else "")
     value = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     if not value.isascii():
-        raise fail("must be ASCII after the host name (percent-encode other characters)",
-                   "links.public")
+        raise _bad("must be ASCII after the host name (percent-encode other characters)")
     return value
+
+
+def _addresses(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise _bad("must be a list of email addresses")
+    return tuple(value)
+
+
+def _strings(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise _bad("must be a table")
+    if not all(isinstance(v, str) for v in value.values()):
+        raise _bad("values must be strings")
+    return dict(value)
+
+
+def _colour(value: object) -> str:
+    if not isinstance(value, str) or not _COLOUR.fullmatch(value):
+        raise _bad(f"must be a colour such as \"#1d5b79\", not {value!r}")
+    return value
+
+
+def _font(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c in value for c in "\r\n;{}<>"):
+        raise _bad("must be a CSS font list such as 'Helvetica, Arial, sans-serif'")
+    return value
+
+
+def _whole(low: int, high: int, message: str) -> Callable[[object], int]:
+    def check(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _bad(message)
+        return value
+    return check
+
+
+def _rate(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not math.isfinite(value):
+        raise _bad("must be a number of messages per second (0: no limit)")
+    if value < 0:
+        raise _bad("must be 0 (no limit) or more")
+    return float(value)
+
+
+Text = Annotated[str, PlainValidator(_text)]
+Line = Annotated[str, PlainValidator(_line)]
+Address = Annotated[str, PlainValidator(_address)]
+Url = Annotated[str, PlainValidator(_url)]
+AsciiUrl = Annotated[str, PlainValidator(_ascii_url)]
+Colour = Annotated[str, PlainValidator(_colour)]
+Language = Annotated[str, PlainValidator(
+    _matching(_LANGUAGE, "a language tag such as 'en' or 'fr-CA'"))]
+ListId = Annotated[str, PlainValidator(
+    _matching(_LIST_ID, "'cities-of-migration' (letters, digits, '.', '_', '-')"))]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _NewsletterTable(_Table):
+    name: Line
+    language: Language = "en"
+    list_id: ListId = "newsletter"
+    website: Url | None = None
+    postal_address: Text
+    why: Text
+
+
+class _SenderTable(_Table):
+    from_email: Address
+    from_name: Annotated[str | None, PlainValidator(
+        lambda value: _line(value) if value != "" else None)] = None  # default: newsletter.name
+    reply_to: Address | None = None
+    reviewers: Annotated[tuple[str, ...], PlainValidator(_addresses)] = ()
+
+
+class _LinksTable(_Table):
+    archive: Url | None = None
+    view_online: Url | None = None  # "{slug}" becomes the issue's slug
+    public: AsciiUrl | None = None
+    subscribe: Url | None = None  # default: <public>/subscribe
+
+
+class _LogoTable(_Table):
+    src: Url
+    alt: Annotated[str, PlainValidator(_matching(re.compile(r"[^\r\n]+"), "one line of text"))]
+    width: Annotated[int, PlainValidator(
+        _whole(1, 1200, "must be a whole number of pixels from 1 to 1200"))] = 200
+
+    @model_validator(mode="before")
+    @classmethod
+    def _needs_src_and_alt(cls, data: object) -> object:
+        if not isinstance(data, Mapping) or not data.get("src") or not data.get("alt"):
+            raise _bad("needs src and alt (alt text is required for every image)")
+        return data
+
+
+class _ThemeTable(_Table):
+    brand: Colour = Theme.brand
+    text: Colour = Theme.text
+    muted: Colour = Theme.muted
+    background: Colour = Theme.background
+    card: Colour = Theme.card
+    link: Colour = Theme.link
+    button_text: Colour = Theme.button_text
+    font: Annotated[str, PlainValidator(_font)] = Theme.font
+    logo: _LogoTable | None = None
+
+
+class _SendingTable(_Table):
+    rate_limit: Annotated[float, PlainValidator(_rate)] = 0.0
+    batch_size: Annotated[int, PlainValidator(
+        _whole(1, 1000, "must be between 1 and 1000"))] = 1000
+
+
+class SettingsFile(_Table):
+    """newsletter.toml, table by table."""
+
+    newsletter: _NewsletterTable
+    sender: _SenderTable
+    links: _LinksTable = _LinksTable()
+    tracking: Annotated[dict[str, str], PlainValidator(_strings)] = {}
+    theme: _ThemeTable = _ThemeTable()
+    sending: _SendingTable = _SendingTable()
+
+
+def _message(error: Mapping, model: type[BaseModel]) -> str:
+    """One pydantic error as the user reads it."""
+    kind = error["type"]
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        owner: type[BaseModel] | None = model
+        for part in error["loc"][:-1]:  # the table the unknown key sits in
+            owner = _submodel(owner, part)
+        known = sorted(owner.model_fields) if owner else []
+        what = "section" if len(error["loc"]) == 1 else "key"
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown {what} (expected one of: {', '.join(known)}){hint}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a table"
+    return str(error["msg"])
+
+
+def _submodel(model: type[BaseModel] | None, name: object) -> type[BaseModel] | None:
+    if model is None or name not in model.model_fields:
+        return None
+    for candidate in (model.model_fields[name].annotation, *getattr(
+            model.model_fields[name].annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _line_of(source: str, key: tuple[str, ...]) -> int | None:
+    """The line of `key` (or of the deepest table or key on its way) in a TOML text."""
+    table: tuple[str, ...] = ()
+    best, depth = None, 0
+    for number, raw in enumerate(source.splitlines(), 1):
+        line = raw.strip()
+        header = re.match(r"\[\s*([^\[\]]+?)\s*\]", line)
+        if header:
+            table = tuple(p.strip().strip("\"'") for p in header.group(1).split("."))
+            found = table
+        else:
+            assignment = re.match(r"""("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*=""", line)
+            if not assignment:
+                continue
+            found = (*table, assignment.group(1).strip("\"'"))
+        if len(found) > depth and found == key[:len(found)]:
+            best, depth = number, len(found)
+    return best
+
+
+def validate_settings_file(data: Mapping, source: str = "",
+                           file: Path | str = CONFIG_NAME) -> SettingsFile:
+    """newsletter.toml's parsed `data` checked table by table; the first problem is raised as
+    ConfigError naming the file, the line (found in `source`, the TOML text) and the key."""
+    try:
+        return SettingsFile.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        key = tuple(str(part) for part in error["loc"])
+        raise ConfigError(_message(error, SettingsFile), file=file,
+                          line=_line_of(source, key), field=".".join(key)) from None
+
+
+def settings_from_dict(
+    data: Mapping, *, root: Path, env: Mapping[str, str], file: Path | str = CONFIG_NAME,
+    source: str = "",
+) -> Settings:
+    """Settings from newsletter.toml's parsed `data` (its text in `source` for line numbers)
+    and the environment `env`."""
+    toml = validate_settings_file(data, source, file)
+    news, sender, links, theme = toml.newsletter, toml.sender, toml.links, toml.theme
+    logo = theme.logo
+    return Settings(
+        root=root,
+        name=news.name,
+        language=news.language,
+        list_id=news.list_id,
+        website=news.website,
+        postal_address=news.postal_address,
+        why=news.why,
+        from_email=sender.from_email,
+        from_name=sender.from_name or news.name,
+        reply_to=sender.reply_to,
+        reviewers=sender.reviewers,
+        archive_url=links.archive,
+        view_online_url=links.view_online,
+        public_url=links.public,
+        subscribe_url=links.subscribe or (
+            str(data["links"]["public"]).rstrip("/") + "/subscribe" if links.public else None),
+        utm=toml.tracking,
+        theme=Theme(
+            **theme.model_dump(exclude={"logo"}),
+            logo=Logo(src=logo.src, alt=logo.alt, width=logo.width) if logo else None,
+        ),
+        rate_limit=toml.sending.rate_limit,
+        batch_size=toml.sending.batch_size,
+        env=env,
+    )

@@ -131,3 +131,50 @@ def test_internationalised_public_host_is_written_as_idna(project: Path) -> None
     toml.write_text(text.replace(":8443/", "/abmeldung-ö"), encoding="utf-8")
     with pytest.raises(ConfigError, match="links.public: must be ASCII after the host"):
         load_settings(toml, environ={})
+
+
+@pytest.mark.parametrize(("edit", "where"), [
+    (lambda s: s.replace("batch_size = 1000", "batch_size = 0"), "batch_size = 0"),
+    (lambda s: s.replace('brand = "#1d5b79"', 'brand = "blue"'), 'brand = "blue"'),
+    (lambda s: s.replace("width = 220", "width = 0"), "logo = {"),
+    (lambda s: s + "\n[colours]\nx = 1\n", "[colours]"),
+    (lambda s: s.replace('from_email = "newsletter@citiesofmigration.ca"\n', ""), "[sender]"),
+])
+def test_bad_settings_name_their_line(project: Path, edit, where: str) -> None:
+    toml = project / "newsletter.toml"
+    text = edit(toml.read_text(encoding="utf-8"))
+    toml.write_text(text, encoding="utf-8")
+    line = next(n for n, x in enumerate(text.splitlines(), 1) if x.startswith(where))
+    with pytest.raises(ConfigError) as info:
+        load_settings(toml, environ={})
+    assert str(info.value).startswith(f"{toml}:{line}: ")
+
+
+def test_unknown_key_suggests_the_known_one(project: Path) -> None:
+    toml = project / "newsletter.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("reply_to =", "replyto ="),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(toml, environ={})
+    assert "sender.replyto: unknown key (expected one of: " in str(info.value)
+    assert str(info.value).endswith("did you mean 'reply_to'?")
+
+
+def test_empty_from_name_means_the_newsletter_name(project: Path) -> None:
+    toml = project / "newsletter.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        'from_name = "Cities of Migration"', 'from_name = ""'), encoding="utf-8")
+    assert load_settings(toml, environ={}).from_name == "Cities of Migration"
+
+
+def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
+    toml = tmp_path / "newsletter.toml"
+    toml.write_text('[newsletter]\nname = "N"\npostal_address = "1 Main St"\nwhy = "You asked."\n'
+                    '[sender]\nfrom_email = "n@example.org"\n'
+                    '[links]\npublic = "https://example.org/news/"\n', encoding="utf-8")
+    settings = load_settings(toml, environ={})
+    assert (settings.language, settings.list_id, settings.from_name) == ("en", "newsletter", "N")
+    assert settings.public_url == "https://example.org/news"
+    assert settings.subscribe_url == "https://example.org/news/subscribe"
+    assert (settings.batch_size, settings.rate_limit, settings.theme.logo) == (1000, 0.0, None)
+    assert settings.theme.brand == "#0b5394"

@@ -16,7 +16,8 @@ from newsletter.compose.render import (
     render_mjml,
     render_text,
 )
-from newsletter.compose.templates import DEFAULT_TEMPLATES, format_date, shorten, track_url
+from newsletter.compose.templates import DEFAULT_TEMPLATES, format_date, shorten
+from newsletter.compose.tracking import track_url
 from newsletter.errors import RenderError
 from tests.support.render import URL_LINE, Page, make_issue
 
@@ -404,3 +405,34 @@ def test_plain_text_keeps_long_content_within_the_width(settings):
     assert long_url in text and f"this ({long_url}?{UTM})" in " ".join(text.split())
     assert "\n    x = 1 x = 1" in text  # code stays indented
     assert "\n   - nested bullet" in text
+
+
+@pytest.mark.parametrize(("kind", "name", "folder"), [
+    ("email", "email.txt.j2", ""),
+    ("web", "error.html", "web"),
+    ("archive", "index.html", "archive"),
+])
+def test_template_factory_defaults_come_from_the_package_and_the_project_overrides(
+        settings, kind, name, folder):
+    from newsletter.compose.templates import environment, forget_environments
+
+    default = environment(settings, kind).get_template(name)
+    assert default.filename == str(DEFAULT_TEMPLATES.joinpath(*filter(None, [folder, name])))
+    override = settings.templates_dir / folder / name
+    override.parent.mkdir(parents=True, exist_ok=True)
+    override.write_text("{{ 'project' }} <&>", encoding="utf-8")
+    if kind == "web":  # serve reads its templates once: a new process sees the override
+        forget_environments()
+    template = environment(settings, kind).get_template(name)  # no restart for the others
+    assert template.filename == str(override)
+    assert template.render() == "project <&>"
+    override.unlink()  # back to the default
+    if kind != "web":
+        assert environment(settings, kind).get_template(name).filename == default.filename
+
+
+def test_template_factory_rejects_an_unknown_kind(settings):
+    from newsletter.compose.templates import environment
+
+    with pytest.raises(ValueError, match="unknown template kind 'mail'"):
+        environment(settings, "mail")  # type: ignore[arg-type]

@@ -141,7 +141,7 @@ def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bo
 
     # Configuration mistakes are errors before the checks run and before anyone is asked:
     # the signing key, the provider's name and its settings (nothing connects yet).
-    settings.secret  # noqa: B018
+    settings.require_secret()
     if not (settings.public_url or "").startswith("https://"):
         # Every copy's List-Unsubscribe and footer link start with it; mailbox providers
         # only honour https one-click URLs (RFC 8058), and a link nobody answers is unlawful.

@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
-from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.compose.issue import load_issue
+from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered, render_issue
+from newsletter.compose.templates import environment
 from newsletter.config import Settings
 from newsletter.errors import NewsletterError
 
 MARKER = ".newsletter-archive"  # written into every site; only such folders are replaced
 ATOM = "http://www.w3.org/2005/Atom"
-_DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "archive"
 
 Progress = Callable[[int, int], None]  # (issues rendered, total)
 
@@ -52,7 +53,7 @@ class Page:
         return f"{self.slug}.html"
 
 
-def public_html(rendered, settings: Settings, *, index_href: str = "index.html") -> str:
+def public_html(rendered: Rendered, settings: Settings, *, index_href: str = "index.html") -> str:
     """The rendered email with nothing personal in it, ready to publish."""
     subscribe = settings.subscribe_url
     view_online = settings.view_online_for(rendered.slug)
@@ -107,9 +108,6 @@ def collect(settings: Settings, issues_dir: Path | None = None, *,
 
     progress(done, total): issues rendered so far, (0, total) first; rendering is the slow
     part (some 20 ms an issue, so seconds for a decade of monthly issues)."""
-    from newsletter.compose.issue import load_issue
-    from newsletter.compose.render import render_issue
-
     folder = Path(issues_dir or settings.issues_dir)
     if not folder.is_dir():
         raise NewsletterError("folder not found", file=folder)
@@ -136,18 +134,10 @@ def page_url(settings: Settings, page: Page) -> str:
 
 
 def index_html(settings: Settings, pages: list[Page]) -> str:
-    import jinja2
-
-    loaders = [jinja2.FileSystemLoader(str(settings.templates_dir / "archive"))]
-    if _DEFAULT_TEMPLATES.is_dir():
-        loaders.append(jinja2.FileSystemLoader(str(_DEFAULT_TEMPLATES)))
-    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
     years: dict[int, list[Page]] = {}
     for page in pages:  # already newest first
         years.setdefault(page.date.year, []).append(page)
-    return env.get_template("index.html").render(
+    return environment(settings, "archive").get_template("index.html").render(
         settings=settings, years=list(years.items()), theme=settings.theme,
         long_date=lambda d: f"{d.day} {d.strftime('%B %Y')}",
     )

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter.compose.issue import load_issue
+from newsletter.compose.render import render_issue
 from newsletter.config import Settings
 from newsletter.errors import IssueError, NewsletterError
 
@@ -50,9 +52,6 @@ def write_atomic(path: Path, data: str) -> None:
 
 
 def build_issues(paths: Iterable[Path], settings: Settings, out: Path) -> list[Built]:
-    from newsletter.compose.issue import load_issue
-    from newsletter.compose.render import render_issue
-
     rendered = []
     problems: list[NewsletterError] = []
     for path in paths:

@@ -1,23 +1,24 @@
 """CSS inlining with premailer, configured to do no harm to MJML output.
 
-premailer's defaults would (measured, see STYLE.md "Pitfalls"): strip every `!important` from the
-phone `@media` rules, drop MJML's lower-case `<!doctype html>`, rewrite image `width`
-attributes (Outlook sizes images by them), fetch `<link>` stylesheets over the network, and let
-cssutils print a warning for every `mso-*` property. Even with allow_network=False, cssutils
-itself fetches `@import url(...)` while parsing (measured: a test server saw the request), so
-the parser here gets a fetcher that returns nothing. Here the `<style>` blocks stay as they are
-(the `@media` rules for phones and dark mode live there), rules without a media query are copied
-onto the elements, and nothing else changes.
+premailer's defaults would (measured): strip every `!important` from the phone `@media` rules,
+drop MJML's lower-case `<!doctype html>`, rewrite image `width` attributes (Outlook sizes images
+by them), fetch `<link>` stylesheets over the network, and let cssutils print a warning for
+every `mso-*` property. Even with allow_network=False, cssutils itself fetches `@import url(...)`
+while parsing (measured: a test server saw the request), so the parser here gets a fetcher that
+returns nothing. Here the `<style>` blocks stay as they are (the `@media` rules for phones and
+dark mode live there), rules without a media query are copied onto the elements, and nothing
+else changes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
-import types
 import warnings
 from functools import cache, lru_cache
+from html import escape, unescape
+from typing import Any
+from urllib.parse import unquote
 
 # Attributes premailer would derive from inlined CSS. MJML already writes the ones email clients
 # need; deriving more changes layout (an `align` on a table floats it) and image sizes.
@@ -33,65 +34,22 @@ def _no_fetch(url: str) -> tuple[str, str]:
 
 
 @lru_cache(maxsize=64)
-def _parse_css(css_body: str, validate: bool):
-    import cssutils
+def _parse_css(css_body: str, validate: bool) -> Any:
+    import cssutils  # imported with premailer, see _premailer_class
 
     return cssutils.CSSParser(fetcher=_no_fetch, validate=validate).parseString(css_body)
 
 
-class _Deferred(types.ModuleType):
-    """Stands in for a module until an attribute of it is used, then imports the real one.
-
-    premailer imports `requests` at module level only to fetch external style sheets, which
-    allow_network=False never does; importing it (urllib3, charset detection, ssl) costs
-    ~35 ms of every `newsletter build`. importlib's LazyLoader cannot help on Python 3.11: the
-    import statement itself reads `__spec__`, which loads the module. Code that later imports
-    `requests` gets this stand-in or, once loaded, the real module; either works.
-    """
-
-    def __getattr__(self, attr: str):
-        real = self.__dict__.get("_real")
-        if real is None:
-            import importlib
-            import sys
-
-            if sys.modules.get(self.__name__) is self:
-                del sys.modules[self.__name__]
-            real = importlib.import_module(self.__name__)
-            self.__dict__["_real"] = real
-        return getattr(real, attr)
-
-
-def _defer_import(name: str) -> None:
-    import importlib.util
-    import sys
-
-    if name not in sys.modules and importlib.util.find_spec(name) is not None:
-        sys.modules[name] = _Deferred(name)
-
-
 @cache
-def _premailer_class():
-    _defer_import("requests")
-    import premailer.merge_style
+def _premailer_class() -> type:
+    # premailer (with cssutils, lxml and requests) costs ~0.2 s to import: paid only by the
+    # commands that render, not by every start of the CLI.
     from premailer import Premailer
 
-    # premailer's disable_validation reaches the rules it inlines but not the element's own
-    # `style` attribute, which it re-parses with cssutils validation on. Validation only logs
-    # (it never changes the result), yet its first use compiles cssutils' property grammar:
-    # ~0.1 s of every `newsletter build`. Complete the option here.
-    original = getattr(premailer.merge_style, "csstext_to_pairs", None)
-    if original is not None and not getattr(original, "_newsletter_no_validate", False):
-        def csstext_to_pairs(csstext, validate=True):
-            return original(csstext, validate=False)
-
-        csstext_to_pairs._newsletter_no_validate = True
-        # the original looks itself up by name for its lock
-        csstext_to_pairs._lock = getattr(original, "_lock", None) or threading.RLock()
-        premailer.merge_style.csstext_to_pairs = csstext_to_pairs
-
     class OfflinePremailer(Premailer):
-        def _parse_css_string(self, css_body, validate=True):
+        """Parses style sheets with a cssutils parser that never fetches `@import`s."""
+
+        def _parse_css_string(self, css_body: str, validate: bool = True) -> Any:
             return _parse_css(css_body, validate)
 
     return OfflinePremailer
@@ -121,16 +79,30 @@ def _skip_media_only_styles(html: str) -> str:
     return _COMMENT_OR_STYLE.sub(mark, html)
 
 
+_OPTIONS: dict[str, Any] = dict(
+    allow_network=False,
+    allow_loading_external_files=False,
+    strip_important=False,
+    keep_style_tags=True,
+    disable_basic_attributes=_NO_BASIC_ATTRIBUTES,
+    disable_link_rewrites=True,
+    preserve_handlebar_syntax=True,
+    cssutils_logging_level=logging.CRITICAL,
+    cssutils_logging_handler=logging.NullHandler(),
+    align_floating_images=False,
+    remove_classes=False,
+    # premailer sorts rules by specificity; with validation off, it keeps properties
+    # cssutils does not know (mso-*, -webkit-*) instead of logging about them
+    disable_validation=True,
+)
+
+
 def inline_css(html: str) -> str:
     """`html` with the rules of its `<style>` blocks copied into `style` attributes.
 
     The doctype is restored exactly as the input had it; `{{ ... }}` placeholders in attributes
     survive unencoded; no network or file access happens.
     """
-    # Imported here: premailer (and cssutils, lxml) cost ~0.16 s to import, paid only by
-    # commands that render.
-    Premailer = _premailer_class()  # noqa: N806
-
     doctype_match = _DOCTYPE.match(html)
     doctype = doctype_match.group(1) if doctype_match else None
     body = html[doctype_match.end():] if doctype_match else html
@@ -138,23 +110,57 @@ def inline_css(html: str) -> str:
     body = _skip_media_only_styles(body)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = Premailer(
-            body,
-            allow_network=False,
-            allow_loading_external_files=False,
-            strip_important=False,
-            keep_style_tags=True,
-            disable_basic_attributes=_NO_BASIC_ATTRIBUTES,
-            disable_link_rewrites=True,
-            preserve_handlebar_syntax=True,
-            cssutils_logging_level=logging.CRITICAL,
-            cssutils_logging_handler=logging.NullHandler(),
-            align_floating_images=False,
-            remove_classes=False,
-            # premailer sorts rules by specificity; with validation off, it keeps properties
-            # cssutils does not know (mso-*, -webkit-*) instead of logging about them
-            disable_validation=True,
-        ).transform(pretty_print=False)
+        out = _transform(body)
+        if out is None:  # a case the own-style merge does not cover: premailer does it all
+            out = _premailer_class()(body, **_OPTIONS).transform(pretty_print=False)
 
     out = _DOCTYPE.sub("", out, count=1).lstrip()
     return f"{doctype}{out}" if doctype else out
+
+
+def _transform(body: str) -> str | None:
+    """premailer's transform, with each element's own `style` set aside while premailer inlines
+    the rules, then merged back here the way premailer's merge_styles does (the element's own
+    declarations win) but parsed without cssutils validation.
+
+    Why: premailer's `disable_validation` does not reach merge_styles, which parses every
+    element's own `style` with validation on (premailer/merge_style.py calls
+    `csstext_to_pairs(inline_style)` without the option, in premailer 3.10; the same gap for
+    align_floating_images is peterbe/premailer PR #275). Validation changes nothing in the output
+    but its first use compiles cssutils' property grammar: 30-60 ms of every `newsletter
+    build`. Parsing and serialising follow premailer's own string path (handlebars kept).
+    Returns None when an element's inlined rules hold pseudo-classes (not merged here).
+    """
+    from lxml import etree
+    from premailer.merge_style import csstext_to_pairs
+
+    stripped = re.sub(r'="{{(.*?)}}"', lambda m: '="{{' + escape(m.group(1)) + '}}"',
+                      body.strip())
+    tree = etree.fromstring(stripped, etree.HTMLParser()).getroottree()
+    page = tree.getroot()
+    root = tree if stripped.startswith(tree.docinfo.doctype) else page
+
+    own = [(element, element.attrib["style"]) for element in page.iter()
+           if isinstance(element.tag, str) and "style" in element.attrib]
+    for element, _ in own:
+        element.attrib["style"] = ""  # premailer sees no own style: nothing to parse
+    _premailer_class()(page, **_OPTIONS).transform()
+
+    for element, style in own:
+        rules = element.attrib["style"]
+        if not rules:  # no rule matched the element
+            element.attrib["style"] = style
+            continue
+        if "{" in rules:
+            return None
+        pairs = [pair.split(":", 1) for pair in rules.split("; ")]
+        if any(len(pair) != 2 for pair in pairs):
+            return None
+        merged = dict(pairs)
+        merged.update(csstext_to_pairs(style, validate=False))
+        final = "; ".join(f"{k}:{v}" for k, v in merged.items() if v.lower() != "unset")
+        element.attrib["style"] = final or style
+
+    out = etree.tostring(root, method="html", pretty_print=False, encoding="utf-8").decode()
+    return re.sub(r'="%7B%7B(.+?)%7D%7D"',
+                  lambda m: '="{{' + unescape(unquote(m.group(1))) + '}}"', out)

@@ -21,7 +21,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from newsletter.compose.markdown import permissive_parser
 from newsletter.errors import IssueError, NewsletterError
 
 WEB_SCHEMES = ("http://", "https://")
@@ -182,31 +186,18 @@ def _read_text(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-_TextDatesConstructor: Any = None
+class _TextDates(RoundTripConstructor):
+    """Keeps timestamps as text so pydantic judges them: an impossible date such as
+    2011-13-45 then gets a located, field-named error instead of a parser crash."""
 
 
-def _text_dates_constructor():
-    from ruamel.yaml.constructor import RoundTripConstructor
-
-    class TextDates(RoundTripConstructor):
-        """Keeps timestamps as text so pydantic judges them: an impossible date such as
-        2011-13-45 then gets a located, field-named error instead of a parser crash."""
-
-    TextDates.add_constructor(
-        "tag:yaml.org,2002:timestamp", lambda self, node: self.construct_scalar(node))
-    return TextDates
+_TextDates.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda self, node: self.construct_scalar(node))
 
 
 def _parse_yaml(text: str, path: Path) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    global _TextDatesConstructor
-    if _TextDatesConstructor is None:
-        _TextDatesConstructor = _text_dates_constructor()
-
     yaml = YAML(typ="rt")
-    yaml.Constructor = _TextDatesConstructor
+    yaml.Constructor = _TextDates
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
@@ -334,8 +325,6 @@ def _explain(err: dict, data: Any, path: Path) -> NewsletterError:
 
 def markdown_links(source: str) -> Iterator[tuple[int, str]]:
     """(0-based line within `source`, url) of every link and image in a Markdown text."""
-    from newsletter.compose.markdown import permissive_parser
-
     for token in permissive_parser().parse(source):
         for child in token.children or ():
             url = child.attrGet("href") if child.type == "link_open" else (

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-from jinja2 import pass_context
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
-from markupsafe import Markup
+
+from newsletter.compose.tracking import track_url
 
 
 @cache
@@ -44,8 +44,6 @@ def tokens(source: str, utm: Mapping[str, str] | None = None) -> list[Token]:
     """The token stream of `source` with every link tracked (UTM added) and headings shifted
     below the story title. The HTML and the plain-text renderers both start from this, so the
     two parts of an email carry exactly the same links."""
-    from newsletter.compose.templates import track_url
-
     stream = parser().parse(source)
     _shift_headings(stream)
     for token in stream:
@@ -61,10 +59,3 @@ def render_html(source: str, utm: Mapping[str, str] | None = None) -> str:
     md = parser()
     return md.renderer.render(tokens(source, utm), md.options, {})
 
-
-@pass_context
-def markdown_filter(context, source: str | None) -> Markup:
-    """Jinja filter: `{{ story.body|markdown }}`; links get the issue's UTM parameters."""
-    if not source:
-        return Markup("")
-    return Markup(render_html(source, context.get("utm")))

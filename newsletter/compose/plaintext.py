@@ -6,10 +6,11 @@ longer (mail clients keep it clickable). Output is text only: no tags, no entiti
 
 from __future__ import annotations
 
+import textwrap
 import unicodedata
 from collections.abc import Mapping
 
-from jinja2 import pass_context
+from newsletter.compose.markdown import tokens
 
 WIDTH = 76
 
@@ -46,14 +47,6 @@ def underline(text: str, char: str = "=") -> str:
     """`text` on its own line(s) followed by a rule of `char` as wide as its widest line."""
     lines = wrap(text)
     return "\n".join([*lines, char * max(display_width(line) for line in lines)])
-
-
-def wrap_filter(text: str | None, width: int = WIDTH, indent: str = "", first: str | None = None
-                ) -> str:
-    """Jinja filter: `{{ story.summary|wrap(indent="  ") }}`."""
-    if not text:
-        return ""
-    return "\n".join(wrap(text, width, indent if first is None else first, indent))
 
 
 # -- Markdown -> text ---------------------------------------------------------------------------
@@ -172,8 +165,6 @@ class _TextRenderer:
     def _code(self, content: str) -> list[str]:
         """Code indented by four spaces; a line too long for the width continues on the next
         one (split at a space where there is one, its own spacing kept)."""
-        import textwrap
-
         room = max(20, self.width - display_width(self._prefixes()[1]) - 4)
         lines: list[str] = []
         for line in content.rstrip("\n").split("\n"):
@@ -251,17 +242,8 @@ def inline_text(children) -> str:
 def markdown_text(source: str, utm: Mapping[str, str] | None = None, width: int = WIDTH,
                   indent: str = "") -> str:
     """Markdown -> wrapped plain text (same links, with UTM, as the HTML part)."""
-    from newsletter.compose.markdown import tokens
-
     text = _TextRenderer(width - display_width(indent)).render(tokens(source, utm))
     if indent:
         text = "\n".join((indent + line).rstrip() for line in text.split("\n"))
     return text
 
-
-@pass_context
-def markdown_text_filter(context, source: str | None, indent: str = "") -> str:
-    """Jinja filter: `{{ story.body|md_text }}`."""
-    if not source:
-        return ""
-    return markdown_text(source, context.get("utm"), indent=indent)

@@ -8,14 +8,21 @@ document (templates/email.mjml.j2) -> mjml-python -> premailer inlines the CSS
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from html import escape
+from typing import Any
 
+from jinja2 import TemplateError, TemplateNotFound
+from mjml import mjml2html
+
+from newsletter.compose.inline import inline_css
+from newsletter.compose.issue import Issue
+from newsletter.compose.templates import environment
+from newsletter.compose.tracking import utm_params
+from newsletter.config import Settings
 from newsletter.errors import RenderError
-
-if TYPE_CHECKING:
-    from newsletter.compose.issue import Issue
-    from newsletter.config import Settings
 
 # Survives MJML and premailer untouched (premailer runs with preserve_handlebar_syntax), so the
 # expensive render runs once per issue and each copy only swaps this string for its own URL.
@@ -40,8 +47,6 @@ class Rendered:
     def personalise(self, unsubscribe_url: str) -> tuple[str, str]:
         """(html, text) for one recipient: the placeholder replaced by their own unsubscribe
         URL (HTML-escaped in the HTML part, where it sits in an href)."""
-        from html import escape
-
         return (
             self.html.replace(UNSUBSCRIBE_PLACEHOLDER, escape(unsubscribe_url, quote=True)),
             self.text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
@@ -50,8 +55,6 @@ class Rendered:
 
 def context(issue: Issue, settings: Settings) -> dict[str, Any]:
     """What both templates see."""
-    from newsletter.compose.templates import utm_params
-
     utm = utm_params(settings.utm, issue.slug)
     rtl = settings.language.split("-")[0].lower() in RTL_LANGUAGES
     archive = settings.archive_url
@@ -69,12 +72,8 @@ def context(issue: Issue, settings: Settings) -> dict[str, Any]:
 
 
 def _render_template(name: str, settings: Settings, values: dict[str, Any]) -> str:
-    from jinja2 import TemplateError, TemplateNotFound
-
-    from newsletter.compose.templates import get_env
-
     try:
-        return get_env(settings.templates_dir).get_template(name).render(values)
+        return environment(settings, "email").get_template(name).render(values)
     except TemplateNotFound:
         raise RenderError("template not found", file=settings.templates_dir / name) from None
     except UnicodeDecodeError:
@@ -93,8 +92,6 @@ def _render_template(name: str, settings: Settings, values: dict[str, Any]) -> s
 def _template_frame(exc: BaseException, folder: str) -> tuple[str | None, int | None]:
     """(template file, line) of the innermost template frame of a runtime error: Jinja
     rewrites tracebacks so that frames of compiled templates name the template file."""
-    import os
-
     found: tuple[str | None, int | None] = (None, None)
     tb = exc.__traceback__
     while tb is not None:
@@ -113,8 +110,6 @@ def render_mjml(issue: Issue, settings: Settings) -> str:
 def mjml_to_html(source: str) -> str:
     """mjml-python with no remote fonts (nothing may be fetched when the email is opened from
     an unknown sender, and Google Fonts would be). Parse errors name the line."""
-    from mjml import mjml2html
-
     try:
         return mjml2html(source, fonts={})
     except ValueError as exc:
@@ -124,8 +119,6 @@ def mjml_to_html(source: str) -> str:
 
 def _locate(message: str, source: str) -> str:
     """mjml-python reports a byte offset ("... at position 1234"); add the line of the MJML."""
-    import re
-
     match = re.search(r"(\d+)", message)
     if not match:
         return message
@@ -140,15 +133,11 @@ def render_text(issue: Issue, settings: Settings) -> str:
     """The text/plain part."""
     text = _render_template(TEXT_TEMPLATE, settings, context(issue, settings))
     # collapse runs of blank lines a template's optional blocks may leave, end with a newline
-    import re
-
     return re.sub(r"\n{4,}", "\n\n\n", text).strip("\n") + "\n"
 
 
 def render_issue(issue: Issue, settings: Settings, *, inline: bool = True) -> Rendered:
     """Render one issue to its HTML (CSS inlined unless `inline=False`) and plain text."""
-    from newsletter.compose.inline import inline_css
-
     html = mjml_to_html(render_mjml(issue, settings))
     if inline:
         html = inline_css(html)

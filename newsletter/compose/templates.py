@@ -1,49 +1,66 @@
-"""The one Jinja environment of the project, and the filters every template can use.
+"""The one Jinja environment factory of the project, and the filters every template can use.
 
-Templates live in the project's `templates/` folder (users may edit them). Autoescaping is on
-for everything but plain-text templates (`*.txt`, `*.txt.j2`), so a title such as
-`Q&A: <Newcomers>` reaches MJML/HTML as text and can inject nothing. StrictUndefined turns a
-typo in a template into an error instead of an empty string.
+`environment(settings, kind)` gives the environment for the email ("email": `email.mjml.j2`,
+`email.txt.j2`), the pages of `newsletter serve` ("web") or the static archive ("archive").
+Each looks in the project's `templates/` folder first (users may edit or add templates there),
+then in the package's defaults (`newsletter/templates/`, package data, so an installed wheel
+works without a project `templates/` folder): a file of the same name overrides the default.
+
+Autoescaping is on for everything but plain-text templates (`*.txt`, `*.txt.j2`), so a title
+such as `Q&A: <Newcomers>` reaches MJML/HTML as text and can inject nothing. StrictUndefined
+turns a typo in a template into an error instead of an empty string.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from importlib import resources
+from typing import Literal
+from urllib.parse import urlsplit
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    pass_context,
+)
+from jinja2.loaders import split_template_path
 from markupsafe import Markup, escape
 
-# Links that must never carry tracking parameters: the per-recipient unsubscribe placeholder
-# (premailer and personalise expect it verbatim) and anything that is not a web address.
-_TRACKABLE = ("http://", "https://")
+from newsletter.compose.markdown import render_html
+from newsletter.compose.plaintext import WIDTH, markdown_text, underline, wrap
+from newsletter.compose.tracking import track_url
+from newsletter.config import Settings
 
-DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+Kind = Literal["email", "web", "archive"]
 
-
-def track_url(url: str, params: Mapping[str, str]) -> str:
-    """`url` with the UTM `params` added. An existing query string and fragment are kept, and a
-    parameter the URL already sets is not overridden (the author chose it on purpose)."""
-    if not params or not url.lower().startswith(_TRACKABLE) or "{{" in url:
-        return url
-    parts = urlsplit(url)
-    existing = parse_qsl(parts.query, keep_blank_values=True)
-    have = {key for key, _ in existing}
-    extra = [(key, value) for key, value in params.items() if key not in have]
-    if not extra:
-        return url
-    query = parts.query + ("&" if parts.query else "") + urlencode(extra)
-    path = parts.path or "/"  # https://example.org?x=1 -> https://example.org/?x=1
-    return urlunsplit((parts.scheme, parts.netloc, path, query, parts.fragment))
+# The package's default templates (package data; read with importlib.resources).
+DEFAULT_TEMPLATES = resources.files("newsletter").joinpath("templates")
 
 
-def utm_params(utm: Mapping[str, str], slug: str) -> dict[str, str]:
-    """The `[tracking]` settings with `{slug}` replaced by this issue's slug."""
-    return {key: str(value).replace("{slug}", slug) for key, value in utm.items() if value}
+@dataclass(frozen=True)
+class _KindOptions:
+    folder: str  # inside templates/ (the project's and the package's)
+    keep_trailing_newline: bool
+    auto_reload: bool
+
+
+_KINDS: dict[str, _KindOptions] = {
+    # The email: the preview re-renders when a template changes.
+    "email": _KindOptions("", keep_trailing_newline=True, auto_reload=True),
+    # Pages of `newsletter serve`: read once; restart serve after editing them.
+    "web": _KindOptions("web", keep_trailing_newline=False, auto_reload=False),
+    "archive": _KindOptions("archive", keep_trailing_newline=False, auto_reload=True),
+}
 
 
 def shorten(text: str | None, limit: int = 160, ellipsis: str = "…") -> str:
@@ -102,22 +119,87 @@ def _track_filter(context, url: str | None) -> str:
     return track_url(url, context.get("utm") or {})
 
 
-def _bytecode_cache():
-    from jinja2 import FileSystemBytecodeCache
+@pass_context
+def _markdown_filter(context, source: str | None) -> Markup:
+    """`{{ story.body|markdown }}`: HTML; links get the issue's UTM parameters."""
+    if not source:
+        return Markup("")
+    return Markup(render_html(source, context.get("utm")))
 
+
+@pass_context
+def _md_text_filter(context, source: str | None, indent: str = "") -> str:
+    """`{{ story.body|md_text }}`: the same Markdown as wrapped plain text, same links."""
+    if not source:
+        return ""
+    return markdown_text(source, context.get("utm"), indent=indent)
+
+
+def _wrap_filter(text: str | None, width: int = WIDTH, indent: str = "",
+                 first: str | None = None) -> str:
+    """`{{ story.summary|wrap(indent="  ") }}`."""
+    if not text:
+        return ""
+    return "\n".join(wrap(text, width, indent if first is None else first, indent))
+
+
+FILTERS = {
+    "track": _track_filter,
+    "shorten": shorten,
+    "date": format_date,
+    "nl2br": nl2br,
+    "hostname": hostname,
+    "markdown": _markdown_filter,
+    "md_text": _md_text_filter,
+    "wrap": _wrap_filter,
+    "underline": underline,
+}
+
+
+def _bytecode_cache() -> FileSystemBytecodeCache | None:
     try:
         return FileSystemBytecodeCache()  # a private folder in the temp dir, per user
     except (OSError, RuntimeError):  # no safe temp folder: compile every time
         return None
 
 
-@lru_cache(maxsize=8)
-def _environment(templates_dir: str) -> Environment:
+class _ProjectFirstLoader(BaseLoader):
+    """The project's folder first, then the package's defaults. A default counts as up to date
+    only while the project has no file of that name, so an override saved while the preview
+    runs is used on the next render (and a deleted one falls back to the default)."""
+
+    def __init__(self, project: str, package: str) -> None:
+        self.project = project
+        self._choice = ChoiceLoader([FileSystemLoader(project),
+                                     PackageLoader("newsletter", package)])
+
+    def get_source(self, environment: Environment, template: str
+                   ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = self._choice.get_source(environment, template)
+        own = os.path.join(self.project, *split_template_path(template))
+        if filename == own:
+            return source, filename, uptodate
+
+        def still_default() -> bool:
+            return not os.path.exists(own) and (uptodate is None or uptodate())
+
+        return source, filename, still_default
+
+    def list_templates(self) -> list[str]:
+        return self._choice.list_templates()
+
+
+def _loader(templates_dir: str, folder: str) -> BaseLoader:
+    project = os.path.join(templates_dir, folder) if folder else templates_dir
+    package = f"templates/{folder}" if folder else "templates"
+    return _ProjectFirstLoader(project, package)
+
+
+@lru_cache(maxsize=16)
+def _environment(templates_dir: str, kind: str) -> Environment:
+    options = _KINDS[kind]
     env = Environment(
-        # The project's templates/ first, then the package's defaults: a file of the same name
-        # in the project overrides the default.
-        loader=ChoiceLoader([FileSystemLoader(templates_dir),
-                             FileSystemLoader(str(DEFAULT_TEMPLATES))]),
+        loader=_loader(templates_dir, options.folder),
         # Compiled templates are kept between runs (in the user's temp folder, keyed by the
         # template's path and checked against its source): compiling the email templates
         # costs ~30 ms of every `newsletter build`, loading them ~1 ms.
@@ -126,30 +208,21 @@ def _environment(templates_dir: str) -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        keep_trailing_newline=True,
-        auto_reload=True,  # the preview re-renders when a template changes
+        keep_trailing_newline=options.keep_trailing_newline,
+        auto_reload=options.auto_reload,
     )
-    env.filters.update(
-        track=_track_filter,
-        shorten=shorten,
-        date=format_date,
-        nl2br=nl2br,
-        hostname=hostname,
-    )
-    # Filters that need the Markdown/plain-text machinery are imported lazily by their modules
-    # and registered here so templates can use them.
-    from newsletter.compose import plaintext
-    from newsletter.compose.markdown import markdown_filter
-
-    env.filters.update(
-        markdown=markdown_filter,
-        md_text=plaintext.markdown_text_filter,
-        wrap=plaintext.wrap_filter,
-        underline=plaintext.underline,
-    )
+    env.filters.update(FILTERS)
     return env
 
 
-def get_env(templates_dir: str | Path) -> Environment:
-    """The environment for a templates folder, built once per process."""
-    return _environment(str(Path(templates_dir).resolve()))
+def environment(settings: Settings, kind: Kind = "email") -> Environment:
+    """The Jinja environment for the email, the web pages or the archive of this project,
+    built once per process for each templates folder and kind."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown template kind {kind!r} (expected one of: {', '.join(_KINDS)})")
+    return _environment(str(settings.templates_dir.resolve()), kind)
+
+
+def forget_environments() -> None:
+    """Drop the environments built so far (serve's pages are read once per environment)."""
+    _environment.cache_clear()

@@ -1,4 +1,4 @@
-"""The MIME message every subscriber receives (CONTRACT.md, "What a sent message is").
+"""The MIME message every subscriber receives: what a sent message is, header by header.
 
     multipart/alternative
       text/plain; charset="utf-8"   quoted-printable
@@ -219,7 +219,7 @@ def message_id_of(data: bytes) -> str:
 
 
 def build_message(campaign: Campaign, recipient: Recipient) -> EmailMessage:
-    """The exact message of CONTRACT.md for one recipient, as an EmailMessage.
+    """The exact message one recipient receives, as an EmailMessage.
 
     For many recipients of one campaign use MessageFactory (encodes the shared parts once)."""
     data = MessageFactory(campaign).render(recipient)

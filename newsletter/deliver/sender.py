@@ -238,7 +238,7 @@ def send_all(
     next run retries it). Ctrl-C or `stop` ends the run after the current batch(es).
     """
     slug = rendered.slug
-    settings.secret  # noqa: B018 -- fail before anything is claimed when the key is missing
+    settings.require_secret()  # before anything is claimed
     store = open_store(settings)
     providers: list[Provider] = []
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 import sys
 import threading
@@ -31,13 +32,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from jinja2 import TemplateError, TemplateSyntaxError
+from watchfiles import DefaultFilter, watch
+
+from newsletter.checks import run_checks
+from newsletter.compose.building import GMAIL_CLIP_BYTES, WARN_BYTES
+from newsletter.compose.issue import load_issue
+from newsletter.compose.render import render_issue
 from newsletter.config import Settings, find_config, load_settings
 from newsletter.errors import ConfigError, IssueError, NewsletterError
-
-try:  # one definition of the clip limit for build, check and preview
-    from newsletter.compose.building import GMAIL_CLIP_BYTES, WARN_BYTES
-except ImportError:  # pragma: no cover - building.py is part of the package
-    GMAIL_CLIP_BYTES, WARN_BYTES = 102 * 1024, 90 * 1024
+from newsletter.tokens import unsubscribe_url
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -88,16 +92,11 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
         return {"title": "The settings have a problem", "problems": [_problem(exc)]}
     if isinstance(exc, NewsletterError):
         return {"title": "The issue could not be rendered", "problems": [_problem(exc)]}
-    try:  # a template error the renderer let through: still say where
-        from jinja2 import TemplateError, TemplateSyntaxError
-
-        if isinstance(exc, TemplateError):
-            file = getattr(exc, "filename", None) or getattr(exc, "name", None)
-            line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
-            err = NewsletterError(exc.message or type(exc).__name__, file=file, line=line)
-            return {"title": "A template has a problem", "problems": [_problem(err)]}
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(exc, TemplateError):  # one the renderer let through: still say where
+        file = getattr(exc, "filename", None) or getattr(exc, "name", None)
+        line = exc.lineno if isinstance(exc, TemplateSyntaxError) else None
+        err = NewsletterError(exc.message or type(exc).__name__, file=file, line=line)
+        return {"title": "A template has a problem", "problems": [_problem(err)]}
     return {"title": "Unexpected error while rendering (details in the terminal)",
             "problems": [{"file": None, "line": None, "field": None, "where": None,
                           "message": f"{type(exc).__name__}: {exc}",
@@ -150,18 +149,14 @@ def send_status(settings: Settings | None) -> dict[str, Any]:
 
 def _sample_unsubscribe_url(settings: Settings) -> str:
     try:
-        from newsletter.tokens import unsubscribe_url
-
         return unsubscribe_url(settings, SAMPLE_READER)
-    except (NewsletterError, ImportError, AttributeError, TypeError, ValueError):
+    except (NewsletterError, AttributeError, TypeError, ValueError):
         base = settings.public_url or "https://example.org"
         return f"{base}/unsubscribe?t=preview"
 
 
 def _frame_html(html: str) -> str:
     """The email as the iframe shows it: links open in a new tab instead of inside the frame."""
-    import re
-
     base = '<base target="_blank">'
     new, n = re.subn(r"(<head\b[^>]*>)", lambda m: m.group(1) + base, html, count=1,
                      flags=re.IGNORECASE)
@@ -170,11 +165,6 @@ def _frame_html(html: str) -> str:
 
 def check_findings(rendered: Any, settings: Settings) -> dict[str, Any]:
     """run_checks offline, as the page shows them; never raises."""
-    try:
-        from newsletter.checks import run_checks
-    except ImportError:
-        return {"state": "unavailable", "findings": [],
-                "message": "Checks are not available in this version (newsletter.checks)."}
     try:
         findings = run_checks(rendered, settings, offline=True)
     except Exception as exc:  # a crashing check must not stop the preview
@@ -206,14 +196,7 @@ class _State:
 
 
 def _default_render(issue_path: Path, settings: Settings) -> Any:
-    from newsletter.compose.issue import load_issue
-
     issue = load_issue(issue_path)
-    try:
-        from newsletter.compose.render import render_issue
-    except ImportError as exc:
-        raise NewsletterError("the renderer (newsletter.compose.render.render_issue) is not "
-                              "available in this version") from exc
     return render_issue(issue, settings), issue
 
 
@@ -400,8 +383,6 @@ class Preview:
                     name="files")
         templates = root / "templates"  # Settings.templates_dir
         if templates.is_dir():
-            from watchfiles import DefaultFilter
-
             ready.append(threading.Event())
             self._spawn(self._watch, [str(templates.resolve())], True, DefaultFilter(),
                         ready[-1], name="templates")
@@ -418,8 +399,6 @@ class Preview:
                ready: threading.Event) -> None:
         # The folders, not the files: editors often save by writing a new file and renaming it
         # over the old one, which a watch on the file itself would lose.
-        from watchfiles import watch
-
         polling = self.force_polling
         while not self._stop.is_set():
             try:

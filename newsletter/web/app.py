@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from newsletter import tokens
+from newsletter.compose.templates import environment
 from newsletter.config import Settings
 from newsletter.deliver.events import EventKind, ProviderEvent
 from newsletter.errors import ConfigError, NewsletterError
@@ -47,8 +47,6 @@ RESEND_AFTER = 60.0  # seconds: at most one confirmation email per address in th
 PUBLIC_KEY_ENV = "SENDGRID_WEBHOOK_PUBLIC_KEY"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
-
-_DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
 
 
 class _Request(Request):
@@ -107,15 +105,7 @@ class App:
         ]
         if (settings.public_url or "").startswith("https://"):
             self.security_headers.append(("Strict-Transport-Security", "max-age=31536000"))
-        loaders = [jinja2.FileSystemLoader(str(settings.templates_dir / "web"))]
-        if _DEFAULT_TEMPLATES.is_dir():
-            loaders.append(jinja2.FileSystemLoader(str(_DEFAULT_TEMPLATES)))
-        self.jinja = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
-            autoescape=jinja2.select_autoescape(disabled_extensions=("txt",), default=True),
-            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-            auto_reload=False,  # templates are read once; restart serve after editing them
-        )
+        self.jinja = environment(settings, "web")
         self.routes: dict[str, dict[str, Callable[[Request], Response]]] = {
             "/": {"GET": self.subscribe_page},
             "/subscribe": {"GET": self.subscribe_page, "POST": self.subscribe},

@@ -13,8 +13,6 @@ before they are read; tokens and addresses are never logged.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import threading
@@ -29,20 +27,20 @@ from werkzeug.wrappers import Request, Response
 
 from newsletter import store, tokens
 from newsletter.config import Settings
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.deliver.campaign import Kind, Recipient, Status, make_campaign
+from newsletter.deliver.events import ProviderEvent
+from newsletter.deliver.providers import REGISTRY, Webhook, chosen, get_provider
+from newsletter.deliver.providers.base import WebhookRefused
+from newsletter.errors import NewsletterError
 from newsletter.subscribers import lifecycle
 
 log = logging.getLogger("newsletter.web.app")
 
 FORM_LIMIT = 64 * 1024  # bytes: any form body (subscribe, unsubscribe button, one-click)
-WEBHOOK_LIMIT = 1024 * 1024  # bytes: one SendGrid batch (SendGrid sends up to a few hundred KB)
-WEBHOOK_MAX_AGE = 600  # seconds: an older (or that far future) signed timestamp is a replay
+WEBHOOK_LIMIT = 1024 * 1024  # bytes: one post of provider events (usually a few hundred KB)
 MAX_NAME = 200  # characters kept of a subscriber's name
 MAX_FORM_ID = 100
 RESEND_AFTER = 60.0  # seconds: at most one confirmation email per address in this time
-PUBLIC_KEY_ENV = "SENDGRID_WEBHOOK_PUBLIC_KEY"
-SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
-TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 _DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
 
@@ -127,25 +125,6 @@ class _Request(Request):
     max_form_parts = 50
 
 
-def load_public_key(value: str | None):
-    """SendGrid's verification key: the base64 DER text from its settings page (a full PEM
-    block is accepted too). None when not configured."""
-    if not value or not value.strip():
-        return None
-    from sendgrid.helpers.eventwebhook import EventWebhook
-
-    text = value.strip()
-    if text.startswith("-----BEGIN"):
-        text = "".join(line for line in text.splitlines() if not line.startswith("-----"))
-    try:
-        return EventWebhook(text.replace("\n", "")).public_key
-    except (ValueError, TypeError, binascii.Error):
-        raise ConfigError(
-            "not a valid ECDSA public key (copy the verification key from SendGrid's "
-            "Event Webhook settings)", field=PUBLIC_KEY_ENV,
-        ) from None
-
-
 class App:
     """The WSGI application. `App(settings)(environ, start_response)`."""
 
@@ -155,11 +134,14 @@ class App:
         self.db_path = Path(db_path or settings.db_path)
         self.secrets = settings.secrets  # ConfigError now, at start-up, when unset
         self.list_id = settings.list_id
-        self.public_key = load_public_key(settings.getenv(PUBLIC_KEY_ENV))
+        # /webhooks/<provider>: every registered provider's webhook, its key checked now.
+        self.webhooks: dict[str, Webhook] = {
+            name: hook for name, cls in REGISTRY.items()
+            if (hook := cls.webhook(settings)) is not None}
         self.clock = clock
         self._local = threading.local()
         self.writes = GroupCommit(self.conn)
-        settings.provider  # noqa: B018 -- an unknown NEWSLETTER_PROVIDER fails now, not per form
+        chosen(settings)  # an unknown NEWSLETTER_PROVIDER fails now, not per form
         # address -> when its last confirmation email went out (monotonic). Counted only after
         # a successful send, so a failed one can be retried at once.
         self._mailed: dict[str, float] = {}
@@ -190,7 +172,6 @@ class App:
             "/subscribe": {"GET": self.subscribe_page, "POST": self.subscribe},
             "/confirm": {"GET": self.confirm},
             "/unsubscribe": {"GET": self.unsubscribe_page, "POST": self.unsubscribe},
-            "/webhooks/sendgrid": {"POST": self.sendgrid_webhook},
             "/healthz": {"GET": self.health},
         }
         self.conn()  # create/migrate the schema now, not in the first request
@@ -225,7 +206,11 @@ class App:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        methods = self.routes.get(request.path.rstrip("/") or "/")
+        path = request.path.rstrip("/") or "/"
+        methods = self.routes.get(path)
+        if methods is None and path.startswith("/webhooks/") and \
+                path.removeprefix("/webhooks/") in self.webhooks:
+            methods = {"POST": self.webhook}
         if methods is None:
             return self.page("error.html", 404, title="Not found",
                              message="There is no page at this address.")
@@ -338,21 +323,15 @@ class App:
         return last is None or now - last >= RESEND_AFTER
 
     def send_confirmation(self, email: str, name: str | None) -> None:
-        from newsletter.deliver.providers import get_provider
-        from newsletter.deliver.providers.base import Campaign, Recipient, Status
-
         url = tokens.confirm_url(self.settings, email)
         context = {"newsletter": self.settings.name, "url": url, "name": name,
                    "postal_address": self.settings.postal_address,
                    "language": self.settings.language}
-        campaign = Campaign(
-            slug="confirm",
+        campaign = make_campaign(
+            self.settings, kind=Kind.TRANSACTIONAL, slug="confirm",
             subject=f"Please confirm your subscription to {self.settings.name}",
             html=self.jinja.get_template("confirm_email.html").render(**context),
             text=self.jinja.get_template("confirm_email.txt").render(**context),
-            from_email=self.settings.from_email, from_name=self.settings.from_name,
-            reply_to=self.settings.reply_to, list_id=self.list_id,
-            test=True,  # a one-off transactional message: no List-Unsubscribe headers
         )
         provider = get_provider(self.settings)
         try:
@@ -374,60 +353,45 @@ class App:
             return self.bad_link()
         return self.page("confirmed.html", email=found[1], outcome=outcome)
 
-    # -- SendGrid Event Webhook ------------------------------------------------------------
-    def sendgrid_webhook(self, request: Request) -> Response:
+    # -- provider event webhooks -----------------------------------------------------------
+    def webhook(self, request: Request) -> Response:
+        """POST /webhooks/<provider>: the provider's own parser checks the request and reads
+        its events; the subscriber rules apply them in one transaction."""
         def plain(status: int, message: str) -> Response:
             return Response(message + "\n", status=status, mimetype="text/plain")
 
+        name = request.path.rstrip("/").removeprefix("/webhooks/")
+        hook = self.webhooks[name]
         length = request.content_length
         if length is not None and length > WEBHOOK_LIMIT:
             return plain(413, "body too large")
-        if self.public_key is None:
-            log.error("webhook refused: %s is not set", PUBLIC_KEY_ENV)
-            return plain(403, "webhook verification is not configured")
-        signature = request.headers.get(SIGNATURE_HEADER, "")
-        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
-        if not signature or not timestamp:
-            return plain(403, "unsigned")
-        try:
-            age = self.clock() - int(timestamp)
-        except ValueError:
-            return plain(400, "bad timestamp")
-        if abs(age) > WEBHOOK_MAX_AGE:
-            return plain(403, "stale timestamp")
+        if hook.problem:
+            log.error("webhook refused: %s", hook.problem)
         # Straight from the server's buffer: werkzeug's stream would apply the form limit.
         body = request.environ["wsgi.input"].read(WEBHOOK_LIMIT + 1)
         if len(body) > WEBHOOK_LIMIT:
             return plain(413, "body too large")
-        if not self.verify(body, signature, timestamp):
-            return plain(403, "bad signature")
         try:
-            events = json.loads(body)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            return plain(400, "body is not JSON")
-        if not isinstance(events, list):
-            return plain(400, "expected a JSON array of events")
-        applied = self.write(lambda conn: lifecycle.apply_events(conn, events))
+            events, invalid = hook.parse(request.headers, body, self.clock())
+        except WebhookRefused as exc:
+            return plain(exc.status, exc.message)
+        applied = self.write(lambda conn: lifecycle.apply_events(conn, _stored_rows(events)))
+        applied.received += invalid
+        applied.invalid += invalid
         return Response(json.dumps(applied.as_dict()), mimetype="application/json")
-
-    def verify(self, body: bytes, signature: str, timestamp: str) -> bool:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        # What sendgrid's EventWebhook.verify_signature does, on the raw bytes (it would
-        # decode and re-encode them, failing on a body that is not UTF-8).
-        try:
-            raw = base64.b64decode(signature, validate=True)
-            self.public_key.verify(raw, timestamp.encode("ascii") + body,
-                                   ec.ECDSA(hashes.SHA256()))
-        except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
-            return False
-        return True
 
     def health(self, request: Request) -> Response:
         self.conn().execute("SELECT 1").fetchone()
         return Response("ok\n", mimetype="text/plain")
+
+
+def _stored_rows(events: list[ProviderEvent]) -> list[dict[str, Any]]:
+    """ProviderEvents in the row form the events table is written from today (the provider's
+    own event names); goes away when lifecycle.apply_events takes ProviderEvents."""
+    return [{"sg_event_id": e.event_id, "event": e.provider_type, "email": e.email,
+             "timestamp": int(e.timestamp.timestamp()) if e.timestamp else None,
+             "reason": e.reason, "type": "blocked" if e.temporary else None,
+             "issue": e.issue} for e in events]
 
 
 def _one_line(value: str) -> str:

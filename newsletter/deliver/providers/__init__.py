@@ -19,7 +19,8 @@ from newsletter.errors import ConfigError
 
 FALLBACK = "file"
 
-__all__ = ["REGISTRY", "Provider", "Webhook", "chosen", "get_provider", "provider_class"]
+__all__ = ["REGISTRY", "Provider", "Webhook", "chosen", "get_provider", "neutral_kind",
+           "provider_class"]
 
 
 def chosen(settings) -> str:
@@ -48,3 +49,13 @@ def provider_class(settings) -> type[Provider]:
 def get_provider(settings) -> Provider:
     """The configured provider, ready to send. ConfigError names what is missing or wrong."""
     return provider_class(settings).from_settings(settings)
+
+
+def neutral_kind(name: str) -> str:
+    """The neutral kind (deliver/events.py) of an event name as the events table holds it:
+    rows written before it kept neutral kinds hold the provider's own name ("bounce")."""
+    for cls in REGISTRY.values():
+        kind = getattr(cls, "event_kinds", {}).get(name)
+        if kind is not None:
+            return str(kind)
+    return name

@@ -52,7 +52,7 @@ from newsletter.deliver.message import (
     one_line,
 )
 from newsletter.deliver.providers.base import RetryableError, register
-from newsletter.deliver.providers.sendgrid_webhook import SendGridWebhook
+from newsletter.deliver.providers.sendgrid_webhook import KINDS, SendGridWebhook
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 
 NAME = "sendgrid"
@@ -70,6 +70,7 @@ class SendGridProvider:
     # 1,000 recipients per request and a rate limit per account: one connection is enough.
     default_connections = 1
     selected_by = "SENDGRID_API_KEY"  # chosen without NEWSLETTER_PROVIDER when this is set
+    event_kinds = KINDS  # SendGrid's event names -> neutral kinds
 
     def __init__(self, api_key: str, *, host: str = DEFAULT_HOST, timeout: float = 30.0) -> None:
         if not api_key:

@@ -80,7 +80,7 @@ class SendGridWebhook:
     def __init__(self, public_key: ec.EllipticCurvePublicKey | None) -> None:
         self.public_key = public_key
         self.problem = None if public_key else (
-            f"{PUBLIC_KEY_ENV} is not set: /webhooks/{NAME} refuses every post")
+            f"{PUBLIC_KEY_ENV} is not set: /webhooks/{NAME} refuses every request")
 
     @classmethod
     def from_settings(cls, settings) -> SendGridWebhook:

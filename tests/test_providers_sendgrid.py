@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
-from newsletter.deliver.providers.base import Campaign, Recipient, RetryableError, Status
+from newsletter.deliver.campaign import Campaign, Kind, Recipient, Status
+from newsletter.deliver.providers.base import RetryableError
 from newsletter.deliver.providers.sendgrid import HTML_KEY, TEXT_KEY, SendGridProvider
 from newsletter.errors import ConfigError, ProviderAuthError
 from tests.conftest import shared_path
@@ -86,7 +87,7 @@ def test_html_url_is_escaped_and_names_cleaned(sg) -> None:
 
 
 def test_test_send_has_no_list_unsubscribe_headers(sg) -> None:
-    test = Campaign(**{**CAMPAIGN.__dict__, "subject": "[TEST] " + SUBJECT, "test": True})
+    test = Campaign(**{**CAMPAIGN.__dict__, "subject": "[TEST] " + SUBJECT, "kind": Kind.TEST})
     provider(sg.url).send_batch(test, [Recipient("editor@example.org")])
     body = sg.requests[0].body
     assert body["subject"] == "[TEST] " + SUBJECT

@@ -14,7 +14,8 @@ import pytest
 
 from newsletter import store
 from newsletter.deliver import sender
-from newsletter.deliver.providers.base import Result, RetryableError, Status
+from newsletter.deliver.campaign import Result, Status
+from newsletter.deliver.providers.base import RetryableError
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
 from newsletter.tokens import read_token
 from tests.support.sending import RecordingProvider, add_subscribers, counts, rendered

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from newsletter import store
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
-from newsletter.deliver.providers.base import Campaign, Recipient, Result, Status
+from newsletter.deliver.campaign import Campaign, Recipient, Result, Status
 
 
 def rendered(slug: str = "2011-05", subject: str = "Cities of Migration – May 2011") -> Rendered:

@@ -64,3 +64,17 @@ def test_check_errors_block_unless_forced(settings, level) -> None:
     found = pf.preflight(issue, settings, findings=[finding])
     assert codes(found) == ([pf.CHECKS] if level == "error" else [])
     assert found.ok(force=True)
+
+
+def test_the_preview_send_panel_shows_the_same_verdict(settings) -> None:
+    from newsletter.preview.server import full_send_status
+
+    issue = rendered()
+    status = full_send_status(issue, settings, [])
+    assert status["ready"] is False
+    assert [p["code"] for p in status["problems"]] == [pf.NO_SUBSCRIBERS]
+    add_subscribers(settings.db_path, 2)
+    sender.send_test(issue, settings, provider=RecordingProvider())
+    status = full_send_status(issue, settings, [])
+    assert status["ready"] is True and (status["recipients"], status["active"]) == (2, 2)
+    assert status["where"].startswith("into ")

@@ -125,7 +125,7 @@ def child_send_all() -> None:
 def _sample_recipients(settings, n: int):
     from itertools import islice
 
-    from newsletter.deliver.providers.base import Recipient
+    from newsletter.deliver.campaign import Recipient
     from newsletter.store import open_store
     from newsletter.tokens import unsubscribe_url
 
@@ -136,13 +136,13 @@ def _sample_recipients(settings, n: int):
 
 def child_naive_sendgrid(n: str) -> None:
     """One API request per recipient (no ledger: the naive script has none)."""
-    from newsletter.deliver.message import campaign_for
+    from newsletter.deliver.campaign import issue_campaign
     from newsletter.deliver.providers.sendgrid import SendGridProvider
 
     settings, rendered = _load()
     recipients = _sample_recipients(settings, int(n))
     provider = SendGridProvider.from_settings(settings)
-    campaign = campaign_for(rendered, settings)
+    campaign = issue_campaign(rendered, settings)
     start = time.perf_counter()
     for r in recipients:
         provider.send_batch(campaign, [r])
@@ -157,12 +157,12 @@ def child_bare_sendgrid(n: str) -> None:
     per-recipient work. The issue quotes about 180,000 recipients/s for this on its machine."""
     from sendgrid import SendGridAPIClient
 
-    from newsletter.deliver.message import campaign_for
+    from newsletter.deliver.campaign import issue_campaign
     from newsletter.deliver.providers.sendgrid import SendGridProvider
 
     settings, rendered = _load()
     provider = SendGridProvider.from_settings(settings)
-    campaign = campaign_for(rendered, settings)
+    campaign = issue_campaign(rendered, settings)
     recipients = _sample_recipients(settings, 10_000)
     bodies = [provider.build_body(campaign, recipients[i:i + 1000])[0]
               for i in range(0, 10_000, 1000)]
@@ -208,12 +208,12 @@ def child_naive_smtp(n: str, host: str, port: str) -> None:
 
 
 def child_message_size() -> None:
-    from newsletter.deliver.message import MessageFactory, campaign_for
-    from newsletter.deliver.providers.base import Recipient
+    from newsletter.deliver.campaign import Recipient, issue_campaign
+    from newsletter.deliver.message import MessageFactory
     from newsletter.tokens import unsubscribe_url
 
     settings, rendered = _load()
-    factory = MessageFactory(campaign_for(rendered, settings))
+    factory = MessageFactory(issue_campaign(rendered, settings))
     email = "reader0000001@example.org"
     data = factory.render(Recipient(email, "Reader 1", unsubscribe_url(settings, email)))
     print(json.dumps({"bytes": len(data)}))

@@ -25,7 +25,6 @@ from pydantic_core import PydanticCustomError
 from newsletter.errors import ConfigError
 
 CONFIG_NAME = "newsletter.toml"
-PROVIDERS = ("sendgrid", "smtp", "file")
 
 
 @dataclass(frozen=True)
@@ -88,19 +87,6 @@ class Settings:
     @property
     def issues_dir(self) -> Path:
         return self.root / "issues"
-
-    @property
-    def provider(self) -> str:
-        name = self.getenv("NEWSLETTER_PROVIDER")
-        if name is None:
-            return "sendgrid" if self.getenv("SENDGRID_API_KEY") else "file"
-        name = name.strip().lower()
-        if name not in PROVIDERS:
-            raise ConfigError(
-                f"unknown provider {name!r} (expected one of: {', '.join(PROVIDERS)})",
-                field="NEWSLETTER_PROVIDER",
-            )
-        return name
 
     @property
     def outbox(self) -> Path:

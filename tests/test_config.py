@@ -18,22 +18,6 @@ def test_project_settings_load(settings) -> None:
     assert settings.theme.logo is not None and settings.theme.logo.alt
 
 
-def test_provider_defaults_to_file_then_sendgrid_when_key_set(project: Path) -> None:
-    toml = project / "newsletter.toml"
-    assert load_settings(toml, environ={}).provider == "file"
-    assert load_settings(toml, environ={"SENDGRID_API_KEY": "SG.x"}).provider == "sendgrid"
-    assert load_settings(toml, environ={"NEWSLETTER_PROVIDER": "SMTP"}).provider == "smtp"
-
-
-def test_unknown_provider_is_named(project: Path) -> None:
-    settings = load_settings(project / "newsletter.toml",
-                             environ={"NEWSLETTER_PROVIDER": "mailgun"})
-    with pytest.raises(ConfigError) as info:
-        _ = settings.provider
-    assert str(info.value) == ("NEWSLETTER_PROVIDER: unknown provider 'mailgun' "
-                               "(expected one of: sendgrid, smtp, file)")
-
-
 def test_environment_wins_over_dotenv(project: Path) -> None:
     (project / ".env").write_text("NEWSLETTER_SECRET=from-dotenv\nNEWSLETTER_DB=x.db\n")
     settings = load_settings(project / "newsletter.toml", environ={"NEWSLETTER_SECRET": "env"})

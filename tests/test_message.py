@@ -11,15 +11,14 @@ from email.header import decode_header, make_header
 import pytest
 
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
+from newsletter.deliver.campaign import Campaign, Kind, Recipient, issue_campaign
 from newsletter.deliver.message import (
     AddressError,
     MessageFactory,
     build_message,
-    campaign_for,
     format_address,
     message_id_of,
 )
-from newsletter.deliver.providers.base import Campaign, Recipient
 
 LONG_LINE = "<td style=\"padding:0 0 8px 0\">" + "Zürich Montréal 北京 " * 200 + "</td>"
 HTML = (
@@ -173,7 +172,7 @@ def test_per_recipient_urls_are_distinct_everywhere() -> None:
 
 
 def test_test_sends_carry_no_list_unsubscribe() -> None:
-    c = campaign(subject="[TEST] Cities of Migration", test=True)
+    c = campaign(subject="[TEST] Cities of Migration", kind=Kind.TEST)
     msg = build_message(c, Recipient("editor@example.org", None, URL))
     assert msg["Subject"] == "[TEST] Cities of Migration"
     assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
@@ -201,9 +200,9 @@ def test_no_placeholder_and_placeholder_at_edges() -> None:
     assert html == URL.replace("&", "&amp;") + "mid" + URL.replace("&", "&amp;")
 
 
-def test_campaign_for_uses_settings(settings) -> None:
+def test_issue_campaign_uses_settings(settings) -> None:
     rendered = Rendered("2011-05", "Cities of Migration – May 2011", None, HTML, TEXT)
-    c = campaign_for(rendered, settings, test=True)
+    c = issue_campaign(rendered, settings, Kind.TEST)
     assert c.subject == "[TEST] Cities of Migration – May 2011"
     assert c.from_email == settings.from_email and c.reply_to == settings.reply_to
     assert c.list_id == settings.list_id and c.test
@@ -217,7 +216,7 @@ def test_seed_issue_message(settings, seed_issue) -> None:
 
     rendered = render_issue(load_issue(seed_issue), settings)
     url = unsubscribe_url(settings, "ana@example.org")
-    data = MessageFactory(campaign_for(rendered, settings)).render(
+    data = MessageFactory(issue_campaign(rendered, settings)).render(
         Recipient("ana@example.org", "Ana", url))
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
     text, html = parts(parse(data))

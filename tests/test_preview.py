@@ -328,7 +328,7 @@ def test_send_test_button_delivers_to_smtp_and_needs_the_token(browser, project,
         context, page = _open(browser, srv)
         try:
             expect(page.locator("#send-hint")).to_have_text(
-                f"Through SMTP server 127.0.0.1:{peer.port}.")
+                f"Sends through the SMTP server 127.0.0.1:{peer.port}.")
             page.click("#send-button")
             result = page.locator("#send-result")
             expect(result).to_contain_text("Test sent to", timeout=10_000)
@@ -378,7 +378,7 @@ def test_send_button_is_disabled_without_a_provider(browser, project, monkeypatc
     context, page = _open(browser, srv)
     try:
         expect(page.locator("#send-button")).to_be_disabled()
-        expect(page.locator("#send-hint")).to_contain_text("SMTP_URL is not set")
+        expect(page.locator("#send-hint")).to_contain_text("SMTP_URL: not set")
     finally:
         context.close()
         srv.close()
@@ -460,7 +460,7 @@ def test_send_status_explains_what_is_missing(settings, monkeypatch):
                                   "SMTP_URL": "smtp://ana:s3cret@mail.example.org:587"})
     status = send_status(smtp)
     assert status["enabled"] is True
-    assert status["detail"] == "SMTP server mail.example.org:587"  # no password
+    assert status["detail"] == "through the SMTP server mail.example.org:587"  # no password
     nobody = replace(settings, reviewers=())
     assert "reviewers" in send_status(nobody)["reason"]
 

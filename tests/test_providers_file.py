@@ -8,8 +8,8 @@ import email.policy
 import pytest
 
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.deliver.campaign import Campaign, Kind, Recipient, Status
 from newsletter.deliver.providers import get_provider
-from newsletter.deliver.providers.base import Campaign, Recipient, Status
 from newsletter.deliver.providers.file import FileProvider
 from newsletter.errors import ConfigError
 
@@ -67,7 +67,7 @@ def test_names_are_safe_and_nothing_half_written(tmp_path) -> None:
 
 
 def test_test_send_without_url(tmp_path) -> None:
-    test = Campaign(**{**CAMPAIGN.__dict__, "subject": "[TEST] x", "test": True})
+    test = Campaign(**{**CAMPAIGN.__dict__, "subject": "[TEST] x", "kind": Kind.TEST})
     [result] = FileProvider(tmp_path).send_batch(test, [Recipient("editor@example.org")])
     assert result.status is Status.SENT
     [path] = tmp_path.rglob("*.eml")

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
-from newsletter.deliver.providers.base import Campaign, Recipient, RetryableError, Status
+from newsletter.deliver.campaign import Campaign, Kind, Recipient, Status
+from newsletter.deliver.providers.base import RetryableError
 from newsletter.deliver.providers.sendgrid import HTML_KEY, TEXT_KEY, SendGridProvider
 from newsletter.errors import ConfigError, ProviderAuthError
 from tests.support.fake_sendgrid import FakeSendGrid
@@ -84,7 +85,7 @@ def test_html_url_is_escaped_and_names_cleaned(sg) -> None:
 
 
 def test_test_send_has_no_list_unsubscribe_headers(sg) -> None:
-    test = Campaign(**{**CAMPAIGN.__dict__, "subject": "[TEST] " + SUBJECT, "test": True})
+    test = Campaign(**{**CAMPAIGN.__dict__, "subject": "[TEST] " + SUBJECT, "kind": Kind.TEST})
     provider(sg.url).send_batch(test, [Recipient("editor@example.org")])
     body = sg.requests[0].body
     assert body["subject"] == "[TEST] " + SUBJECT
@@ -234,3 +235,26 @@ def test_the_fake_refuses_what_sendgrid_refuses(sg) -> None:
     assert [post(b) for b in bad_bodies] == [400] * len(bad_bodies)
     assert len(sg.invalid) == len(bad_bodies)
     sg.requests.clear()
+
+
+def test_transactional_mail_is_neither_a_test_nor_the_issues(sg) -> None:
+    confirm = Campaign(**{**CAMPAIGN.__dict__, "slug": "confirm",
+                          "kind": Kind.TRANSACTIONAL})
+    results = provider(sg.url).send_batch(confirm, [Recipient("new@example.org")])
+    assert [r.status for r in results] == [Status.SENT]
+    body = sg.requests[0].body
+    assert "headers" not in body["personalizations"][0]  # no List-Unsubscribe
+    assert body["custom_args"] == {"transactional": "confirm"}  # no test=1, no issue
+
+
+def test_a_local_endpoint_bypasses_a_proxy_without_touching_the_environment(
+        sg, monkeypatch) -> None:
+    import os
+
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")  # nobody listens
+    before = dict(os.environ)
+    results = provider(sg.url).send_batch(CAMPAIGN, recipients(2))
+    assert [r.status for r in results] == [Status.SENT] * 2
+    assert dict(os.environ) == before

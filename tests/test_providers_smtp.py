@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
-from newsletter.deliver.providers.base import Campaign, Recipient, RetryableError, Status
+from newsletter.deliver.campaign import Campaign, Kind, Recipient, Status
+from newsletter.deliver.providers.base import RetryableError
 from newsletter.deliver.providers.smtp import SmtpProvider, parse_smtp_url
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 from tests.support.smtp_server import SmtpPeer, free_port, make_cert
@@ -81,7 +82,7 @@ def test_delivers_exact_messages_over_one_connection() -> None:
 
 
 def test_test_send_has_no_list_unsubscribe() -> None:
-    test = Campaign(**{**CAMPAIGN.__dict__, "subject": "[TEST] " + SUBJECT, "test": True})
+    test = Campaign(**{**CAMPAIGN.__dict__, "subject": "[TEST] " + SUBJECT, "kind": Kind.TEST})
     with SmtpPeer() as peer:
         p = provider(peer.url())
         [result] = p.send_batch(test, [Recipient("editor@example.org")])
@@ -257,7 +258,7 @@ def test_seed_issue_through_get_provider(settings, seed_issue, monkeypatch) -> N
     from newsletter.compose.issue import load_issue
     from newsletter.compose.render import render_issue
     from newsletter.config import load_settings
-    from newsletter.deliver.message import campaign_for
+    from newsletter.deliver.campaign import issue_campaign
     from newsletter.deliver.providers import get_provider
     from newsletter.tokens import unsubscribe_url
 
@@ -272,7 +273,7 @@ def test_seed_issue_through_get_provider(settings, seed_issue, monkeypatch) -> N
         assert p.name == "smtp"
         to = ["reader@example.org", "lecteur@example.org"]
         batch = [Recipient(a, None, unsubscribe_url(live, a)) for a in to]
-        results = p.send_batch(campaign_for(rendered, live), batch)
+        results = p.send_batch(issue_campaign(rendered, live), batch)
         p.close()
     assert [r.status for r in results] == [Status.SENT] * 2
     for address, got in zip(to, peer.messages, strict=True):

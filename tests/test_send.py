@@ -13,7 +13,8 @@ from collections import Counter
 import pytest
 
 from newsletter.deliver import sender
-from newsletter.deliver.providers.base import Result, RetryableError, Status
+from newsletter.deliver.campaign import Result, Status
+from newsletter.deliver.providers.base import RetryableError
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
 from newsletter.store import open_store
 from newsletter.tokens import read_token

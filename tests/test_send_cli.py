@@ -225,7 +225,7 @@ def test_confirmation(project, settings):
     result = run("send", ISSUE, "--all", "--offline", input="")  # no answer: no
     assert result.exit_code == 1
     assert "Subject: Cities of Migration" in result.stdout
-    assert "Recipients: 2 of 2 active subscribers via file" in result.stdout
+    assert "Recipients: 2 of 2 active subscribers into outbox/" in result.stdout
     assert "not confirmed: nothing was sent" in result.stderr
     assert counts(settings.db_path)["sent"] == 0
     result = run("send", ISSUE, "--all", "--offline", input="n\n")

@@ -314,7 +314,7 @@ def test_sendgrid_request_on_the_wire_is_plain_json(project):
     import socket
     import threading
 
-    from newsletter.deliver.providers.base import Campaign, Recipient
+    from newsletter.deliver.campaign import Campaign, Recipient
     from newsletter.deliver.providers.sendgrid import SendGridProvider
 
     listener = socket.create_server(("127.0.0.1", 0))

@@ -288,6 +288,9 @@ def test_a_body_over_the_limit_is_refused_with_413(site: Site) -> None:
 
 def test_wrong_methods_and_paths(site: Site) -> None:
     assert call(site.base, "GET", "/webhooks/sendgrid").status == 405
+    # /webhooks/<provider>: only registered providers that have a webhook
+    assert call(site.base, "POST", "/webhooks/pigeon", b"[]").status == 404
+    assert call(site.base, "POST", "/webhooks/smtp", b"[]").status == 404
     assert call(site.base, "POST", "/confirm?t=x", "a=b").status == 405
     assert call(site.base, "GET", "/nope").status == 404
     assert call(site.base, "GET", "/healthz").body == "ok\n"

@@ -14,16 +14,21 @@ from pathlib import Path
 import pytest
 
 from newsletter.deliver.events import EventKind
+from newsletter.deliver.providers.sendgrid_webhook import event_issue as _sendgrid_issue
+from newsletter.deliver.providers.sendgrid_webhook import parse_event
 from newsletter.subscribers import lifecycle
-from newsletter.web.app import _sendgrid_events, _sendgrid_issue
 
 
 def add(store, email: str, status: str = "active") -> None:
     store.subscribers.add(email, status=status, consent_source="test")
 
 
-# SendGrid's JSON -> neutral events (the web app's stand-in parser, until the SendGrid
-# provider parses its own webhook).
+# SendGrid's JSON -> neutral events (the SendGrid provider's parser) -> the subscriber rules.
+
+
+def _sendgrid_events(payload: list):
+    events = [parse_event(item) for item in payload]
+    return [e for e in events if e is not None], sum(e is None for e in events)
 
 def test_event_issue_from_custom_args_or_categories() -> None:
     assert _sendgrid_issue({"issue": "2011-05"}) == "2011-05"

@@ -12,11 +12,11 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid
 
 from newsletter.checks.findings import Finding, error, note, warning
 from newsletter.compose.render import Rendered
+from newsletter.deliver.campaign import Recipient, issue_campaign
+from newsletter.deliver.message import build_message
 from newsletter.errors import NewsletterError
 
 THRESHOLD = 5.0  # SpamAssassin's default required_score
@@ -53,39 +53,11 @@ def sample_unsubscribe_url(settings) -> str:
 
 
 def build_eml(rendered: Rendered, settings) -> bytes:
-    """The message one subscriber would get (providers' builder when present)."""
+    """The message one subscriber would get, as the providers build it."""
     unsubscribe = sample_unsubscribe_url(settings)
-    try:
-        from newsletter.deliver.message import build_message
-        from newsletter.deliver.providers.base import Campaign, Recipient
-    except ImportError:
-        build_message = None
-    if build_message is not None:
-        campaign = Campaign(
-            slug=rendered.slug, subject=rendered.subject, html=rendered.html,
-            text=rendered.text, from_email=settings.from_email, from_name=settings.from_name,
-            reply_to=settings.reply_to, list_id=settings.list_id, test=False,
-        )
-        message = build_message(campaign, Recipient(SAMPLE_RECIPIENT, None, unsubscribe))
-        return bytes(message)
-    return _simple_message(rendered, settings, unsubscribe)
-
-
-def _simple_message(rendered: Rendered, settings, unsubscribe: str) -> bytes:
-    html, text = rendered.personalise(unsubscribe)
-    msg = EmailMessage()
-    msg["From"] = formataddr((settings.from_name, settings.from_email))
-    msg["To"] = SAMPLE_RECIPIENT
-    if settings.reply_to:
-        msg["Reply-To"] = settings.reply_to
-    msg["Subject"] = rendered.subject
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain=settings.from_email.rpartition("@")[2] or None)
-    msg["List-Unsubscribe"] = f"<{unsubscribe}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return bytes(msg)
+    message = build_message(issue_campaign(rendered, settings),
+                            Recipient(SAMPLE_RECIPIENT, None, unsubscribe))
+    return bytes(message)
 
 
 def score_message(eml: bytes, *, timeout: float = DEFAULT_TIMEOUT,

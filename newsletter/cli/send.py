@@ -10,7 +10,7 @@ from newsletter.cli.common import UserError, load_settings, reports_errors
 from newsletter.cli.progress import terminal_bar, terminal_progress
 
 STATE_ORDER = ("sent", "queued", "failed", "rejected", "unknown", "pending")
-# (label, provider event kinds summed)
+# (label, neutral event kinds summed)
 EVENT_ROWS = (
     ("delivered", ("delivered",)),
     ("deferred", ("deferred",)),
@@ -81,17 +81,17 @@ def send(issue: str, test: bool, to_all: bool, to: tuple[str, ...], yes: bool, f
 
 def _send_test(issue: str, settings, to: list[str]) -> None:
     from newsletter.deliver import sender
-    from newsletter.deliver.providers.base import Status
+    from newsletter.deliver.campaign import Status
+    from newsletter.deliver.providers import provider_class
 
     if to:  # a bad address is an error before the (slow) render
         sender.validate_addresses(to, "--to")
     rendered = _render(issue, settings)
     results = sender.send_test(rendered, settings, to=to or None)
     ok = [r.email for r in results if r.status in (Status.SENT, Status.QUEUED)]
-    where = f" (outbox: {settings.outbox})" if settings.provider == "file" else ""
+    where = provider_class(settings).describe(settings)
     if ok:
-        click.echo(f"Test of {rendered.slug} sent via {settings.provider}{where} to: "
-                   + ", ".join(ok))
+        click.echo(f"Test of {rendered.slug} sent {where} to: " + ", ".join(ok))
     bad = [r for r in results if r.status not in (Status.SENT, Status.QUEUED)]
     for r in bad:
         click.echo(f"{r.email}: {r.status.value}" + (f": {r.error}" if r.error else ""), err=True)
@@ -99,69 +99,40 @@ def _send_test(issue: str, settings, to: list[str]) -> None:
         raise UserError(f"{len(bad)} of {len(results)} test copies were not accepted")
 
 
-def _guard(rendered, settings, *, force: bool, offline: bool) -> None:
-    """The pre-send checks and the test-send comparison; refuses unless --force."""
-    from newsletter.checks import run_checks
-    from newsletter.deliver import sender
-
-    problems: list[str] = []
-    with terminal_progress("checking links and images", unit="URLs", transient=True) as progress:
-        findings = run_checks(rendered, settings, offline=offline, progress=progress)
-    errors = [f for f in findings if f.level == "error"]
-    for f in errors:
-        click.echo(f"check error: {f.category}: {f.message}"
-                   + (f" ({f.where})" if f.where else ""), err=True)
-    if errors:
-        problems.append(f"the checks found {len(errors)} error(s) (see `newsletter check`)")
-
-    from newsletter.store import open_store
-
-    with open_store(settings) as store:
-        last = store.approvals.last(rendered.slug)
-    if last is None:
-        problems.append("no test send of this issue yet: reviewers have not seen it"
-                        " (send one with --test)")
-    elif last.content_hash != sender.content_hash(rendered):
-        problems.append(f"the content changed since the last test send ({last.sent_at} to "
-                        f"{last.recipients}): reviewers have not seen exactly this content")
-    else:
-        click.echo(f"Reviewers saw exactly this content (test send {last.sent_at} to "
-                   f"{last.recipients}).")
-    if problems and not force:
-        raise UserError("refusing to send: " + "; ".join(problems) + " (--force sends anyway)")
-    for p in problems:
-        click.echo(f"warning (--force): {p}", err=True)
-
-
 def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bool,
               offline: bool) -> None:
     from newsletter.deliver import sender
-    from newsletter.deliver.providers import get_provider
-    from newsletter.errors import ConfigError
+    from newsletter.deliver.preflight import preflight, settings_problems
 
-    # Configuration mistakes are errors before the checks run and before anyone is asked:
-    # the signing key, the provider's name and its settings (nothing connects yet).
-    settings.require_secret()
-    if not (settings.public_url or "").startswith("https://"):
-        # Every copy's List-Unsubscribe and footer link start with it; mailbox providers
-        # only honour https one-click URLs (RFC 8058), and a link nobody answers is unlawful.
-        raise ConfigError(
-            "must be the https:// address where `newsletter serve` answers (every "
-            "unsubscribe link starts with it)", file=settings.root / "newsletter.toml",
-            field="links.public")
-    get_provider(settings).close()
+    # Configuration mistakes are errors before the render, the checks and the question:
+    # the signing key, the public address, the provider and its settings (nothing connects).
+    for problem in settings_problems(settings):
+        raise UserError(problem.message)
     rendered = _render(issue, settings)
-    count, active = sender.recipient_count(settings, rendered.slug,
-                                           retry_unknown=retry_unknown)
-    if active == 0:
-        raise UserError(f"no active subscribers in {settings.db_path}: nothing to send"
-                        " (add some with `newsletter subscribers import FILE.csv`)")
-    _guard(rendered, settings, force=force, offline=offline)
+    with terminal_progress("checking links and images", unit="URLs", transient=True) as progress:
+        found = preflight(rendered, settings, retry_unknown=retry_unknown, offline=offline,
+                          progress=progress)
+    for f in found.check_errors:
+        click.echo(f"check error: {f.category}: {f.message}"
+                   + (f" ({f.where})" if f.where else ""), err=True)
+    if found.review is not None and found.review.same_content:
+        click.echo(f"Reviewers saw exactly this content (test send {found.review.sent_at} to "
+                   f"{found.review.recipients}).")
+    fatal = found.blocking(force=True)
+    if fatal:
+        raise UserError("; ".join(p.message for p in fatal))
+    blocking = found.blocking(force)
+    if blocking:
+        raise UserError("refusing to send: " + "; ".join(p.message for p in blocking)
+                        + " (--force sends anyway)")
+    for p in found.problems:
+        click.echo(f"warning (--force): {p.message}", err=True)
     if not yes:
         click.echo(f"Subject: {rendered.subject}")
+        count, active = found.recipients, found.active
         already = f" ({active - count} already have it)" if active != count else ""
         click.echo(f"Recipients: {count} of {active} active subscribers{already}"
-                   f" via {settings.provider}")
+                   f" {found.where}")
         try:
             confirmed = click.confirm("Send now?", default=False)
         except click.Abort:  # no terminal / end of input counts as no

@@ -31,7 +31,7 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None
     """
     import logging
 
-    from newsletter.web.app import PUBLIC_KEY_ENV, create_app, make_server
+    from newsletter.web.app import create_app, make_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()
@@ -47,9 +47,9 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None
     real_port = server.effective_port
     click.echo(f"serving {settings.name} on http://{host}:{real_port} "
                f"(public address: {settings.public_url or 'not set: [links] public'})", err=True)
-    if app.public_key is None:
-        click.echo(f"note: {PUBLIC_KEY_ENV} is not set: /webhooks/sendgrid refuses every "
-                   "request", err=True)
+    for hook in app.webhooks.values():
+        if hook.problem:
+            click.echo(f"note: {hook.problem}", err=True)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -5,7 +5,8 @@
       text/html;  charset="utf-8"   quoted-printable  (MJML lines are long: never 7bit/8bit, and
                                                       no line of the message exceeds 78 + a URL)
     From, Reply-To, To, Subject, Date, Message-ID, List-Id, and for subscriber sends (not test
-    sends) List-Unsubscribe: <url> + List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058).
+    or transactional ones) List-Unsubscribe: <url> + List-Unsubscribe-Post:
+    List-Unsubscribe=One-Click (RFC 8058).
 
 `MessageFactory(campaign)` does the expensive part once per campaign: it encodes the shared
 headers, and splits the HTML and text at `render.UNSUBSCRIBE_PLACEHOLDER` and quoted-printable
@@ -36,7 +37,7 @@ from email.utils import formataddr, formatdate
 from html import escape
 
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
-from newsletter.deliver.providers.base import Campaign, Recipient
+from newsletter.deliver.campaign import Campaign, Recipient
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 MAX_LINE = 998  # RFC 5322 2.1.1, without the CRLF
@@ -173,7 +174,7 @@ class MessageFactory:
             b"Date: ", formatdate(usegmt=True).encode("ascii"), b"\r\n",
             b"Message-ID: ", (message_id or self.message_id()).encode("ascii"), b"\r\n",
         ]
-        if not self.campaign.test:
+        if self.campaign.to_subscribers:
             lines += [
                 b"List-Unsubscribe: <", url.encode("ascii"), b">\r\n",
                 b"List-Unsubscribe-Post: ", ONE_CLICK.encode(), b"\r\n",
@@ -197,9 +198,9 @@ def factory_for(current: MessageFactory | None, campaign: Campaign) -> MessageFa
 
 def check_url(campaign: Campaign, recipient: Recipient) -> None:
     """ValueError unless the recipient's unsubscribe URL can go into a header (required for
-    subscriber sends, optional for test sends)."""
+    subscriber sends, optional for test and transactional ones)."""
     url = recipient.unsubscribe_url or ""
-    if not campaign.test and not url:
+    if campaign.to_subscribers and not url:
         raise ValueError(f"{recipient.email}: a subscriber send needs an unsubscribe_url")
     if any(c in url for c in "\r\n <>") or not url.isascii() or len(url) > MAX_LINE - 20:
         raise ValueError(f"{recipient.email}: unsubscribe_url is not a plain ASCII URL")
@@ -224,19 +225,3 @@ def build_message(campaign: Campaign, recipient: Recipient) -> EmailMessage:
     For many recipients of one campaign use MessageFactory (encodes the shared parts once)."""
     data = MessageFactory(campaign).render(recipient)
     return message_from_bytes(data, policy=policy.default)  # type: ignore[return-value]
-
-
-def campaign_for(rendered, settings, *, test: bool = False) -> Campaign:
-    """A Campaign from a render.Rendered and the Settings; test sends get "[TEST] " first."""
-    subject = ("[TEST] " if test else "") + rendered.subject
-    return Campaign(
-        slug=rendered.slug,
-        subject=subject,
-        html=rendered.html,
-        text=rendered.text,
-        from_email=settings.from_email,
-        from_name=settings.from_name,
-        reply_to=settings.reply_to,
-        list_id=settings.list_id,
-        test=test,
-    )

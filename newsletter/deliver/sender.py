@@ -18,15 +18,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from newsletter.deliver.message import campaign_for
-from newsletter.deliver.providers.base import (
-    Campaign,
-    Provider,
-    Recipient,
-    Result,
-    RetryableError,
-    Status,
-)
+from newsletter.deliver.campaign import Campaign, Kind, Recipient, Result, Status, issue_campaign
+from newsletter.deliver.providers import Provider, get_provider, provider_class
+from newsletter.deliver.providers.base import RetryableError
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
 from newsletter.store import (
     ACTIVE,
@@ -101,12 +95,12 @@ def send_test(
     store = open_store(settings)
     own = provider is None
     try:
-        provider = provider or _get_provider(settings)
+        provider = provider or get_provider(settings)
     except BaseException:
         store.close()
         raise
     try:
-        campaign = campaign_for(rendered, settings, test=True)
+        campaign = issue_campaign(rendered, settings, Kind.TEST)
         results: list[Result] = []
         for start in range(0, len(addresses), max(1, provider.max_batch)):
             chunk = [
@@ -173,12 +167,11 @@ def recipient_count(settings, slug: str | None = None, *, retry_unknown: bool = 
 def default_connections(settings) -> int:
     """Provider connections used at once by a full send (NEWSLETTER_CONNECTIONS).
 
-    SMTP gains most (each message is a round trip): 4 by default. SendGrid takes 1,000
-    recipients per request and is rate limited per account: 1 by default.
+    By default, as many as the chosen provider says (its `default_connections`).
     """
     value = settings.getenv("NEWSLETTER_CONNECTIONS")
     if value is None:
-        return 4 if settings.provider == "smtp" else 1
+        return provider_class(settings).default_connections
     try:
         number = int(value)
     except ValueError:
@@ -248,7 +241,7 @@ def send_all(
             else:
                 n = connections or default_connections(settings)
                 for _ in range(n):
-                    providers.append(_get_provider(settings))
+                    providers.append(get_provider(settings))
                 workers = providers
             report = SendReport(issue=slug)
             ledger = store.ledger(slug)
@@ -266,7 +259,7 @@ def send_all(
                 size = max(1, min(size, int(settings.rate_limit)))  # smooth, not bursty
             if len(workers) > 1 and report.to_send:
                 size = max(1, min(size, -(-report.to_send // len(workers))))  # all busy
-            run = _Run(slug, settings, campaign_for(rendered, settings), size,
+            run = _Run(slug, settings, issue_campaign(rendered, settings), size,
                        _Pacer(settings.rate_limit), report, progress, threading.Event(),
                        stop, max_attempts, backoff)
             if progress:
@@ -528,9 +521,3 @@ class _Pacer:
             time.sleep(delay)
 
 
-def _get_provider(settings) -> Provider:
-    try:
-        from newsletter.deliver.providers import get_provider
-    except ImportError:  # the providers module is not there yet in this checkout
-        raise ConfigError("no mail providers are installed") from None
-    return get_provider(settings)

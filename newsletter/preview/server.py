@@ -40,6 +40,9 @@ from newsletter.compose.building import GMAIL_CLIP_BYTES, WARN_BYTES
 from newsletter.compose.issue import load_issue
 from newsletter.compose.render import render_issue
 from newsletter.config import Settings, find_config, load_settings
+from newsletter.deliver.preflight import preflight
+from newsletter.deliver.providers import REGISTRY, chosen
+from newsletter.deliver.sender import send_test
 from newsletter.errors import ConfigError, IssueError, NewsletterError
 from newsletter.tokens import unsubscribe_url
 
@@ -110,41 +113,36 @@ def send_status(settings: Settings | None) -> dict[str, Any]:
         return {**off, "reason": "Fix the settings error first."}
     recipients = list(settings.reviewers)
     try:
-        provider = settings.provider
+        provider = chosen(settings)
     except ConfigError as exc:
         return {**off, "recipients": recipients,
                 "reason": f"No mail provider is configured: {exc}"}
-    if provider == "smtp":
-        url = settings.getenv("SMTP_URL")
-        if not url:
-            return {**off, "provider": provider, "recipients": recipients,
-                    "reason": "NEWSLETTER_PROVIDER is smtp but SMTP_URL is not set "
-                              "(environment or .env)."}
-        try:
-            parts = urlsplit(url)
-            where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
-        except ValueError:
-            where = "the SMTP server"
-        detail = f"SMTP server {where}"  # never the user name or password of the URL
-    elif provider == "sendgrid":
-        if not settings.getenv("SENDGRID_API_KEY"):
-            return {**off, "provider": provider, "recipients": recipients,
-                    "reason": "NEWSLETTER_PROVIDER is sendgrid but SENDGRID_API_KEY is not set "
-                              "(environment or .env)."}
-        detail = "SendGrid"
-    else:
-        detail = (f"the file provider into {_display_path(settings.outbox)}/ "
-                  "(nothing leaves this computer)")
+    cls = REGISTRY[provider]
+    problem = cls.usable(settings)
+    if problem:
+        return {**off, "provider": provider, "recipients": recipients,
+                "reason": f"The {provider} provider is not ready: {problem}."}
+    detail = cls.describe(settings)  # never a password
     if not recipients:
         return {**off, "provider": provider, "detail": detail,
                 "reason": "No reviewers: add them to [sender] reviewers in newsletter.toml."}
-    try:
-        from newsletter.deliver.sender import send_test  # noqa: F401
-    except ImportError:
-        return {**off, "provider": provider, "detail": detail, "recipients": recipients,
-                "reason": "Test sending is not available in this version."}
     return {"enabled": True, "reason": "", "provider": provider, "detail": detail,
             "recipients": recipients}
+
+
+def full_send_status(rendered: Any, settings: Settings, findings: list | None
+                     ) -> dict[str, Any]:
+    """What `newsletter send --all` would say now: the preflight's problems and the count.
+    Never raises (a database that cannot be opened is one more problem)."""
+    try:
+        found = preflight(rendered, settings, findings=findings if findings is not None else [])
+    except NewsletterError as exc:
+        return {"ready": False, "recipients": 0, "active": 0,
+                "problems": [{"code": "error", "message": str(exc), "overridable": False}]}
+    return {"ready": found.ok(), "recipients": found.recipients, "active": found.active,
+            "where": found.where,
+            "problems": [{"code": p.code, "message": p.message, "overridable": p.overridable}
+                         for p in found.problems]}
 
 
 def _sample_unsubscribe_url(settings: Settings) -> str:
@@ -165,12 +163,21 @@ def _frame_html(html: str) -> str:
 
 def check_findings(rendered: Any, settings: Settings) -> dict[str, Any]:
     """run_checks offline, as the page shows them; never raises."""
+    return _checks_payload(_offline_findings(rendered, settings))
+
+
+def _offline_findings(rendered: Any, settings: Settings) -> list | Exception:
     try:
-        findings = run_checks(rendered, settings, offline=True)
+        return run_checks(rendered, settings, offline=True)
     except Exception as exc:  # a crashing check must not stop the preview
         traceback.print_exc(file=sys.stderr)
+        return exc
+
+
+def _checks_payload(findings: list | Exception) -> dict[str, Any]:
+    if isinstance(findings, Exception):
         return {"state": "failed", "findings": [],
-                "message": f"The checks failed: {type(exc).__name__}: {exc}"}
+                "message": f"The checks failed: {type(findings).__name__}: {findings}"}
     order = {"error": 0, "warning": 1, "note": 2}
     items = sorted(
         ({"level": f.level, "category": f.category, "message": f.message, "where": f.where}
@@ -192,6 +199,7 @@ class _State:
     email: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     checks: dict[str, Any] = field(default_factory=lambda: {"state": "pending", "findings": []})
+    full_send: dict[str, Any] | None = None  # preflight of a send to all, after the checks
     updated: float = 0.0
 
 
@@ -266,6 +274,7 @@ class Preview:
             s.settings = s.good_settings = settings
             s.rendered, s.email, s.error = rendered, email, None
             s.checks = {"state": "pending", "findings": [], "message": None}
+            s.full_send = None
             self._publish()
         if self._checks_async:  # a save during a slow check must not wait for it
             with self._cond:
@@ -275,10 +284,13 @@ class Preview:
             self._run_checks(render_id, rendered, settings)
 
     def _run_checks(self, render_id: int, rendered: Any, settings: Settings) -> None:
-        checks = check_findings(rendered, settings)  # about a second with SpamAssassin
+        findings = _offline_findings(rendered, settings)  # about a second with SpamAssassin
+        full = full_send_status(rendered, settings,
+                                None if isinstance(findings, Exception) else findings)
         with self._cond:
             if self._state.render_id == render_id:  # a newer render has its own checks
-                self._state.checks = checks
+                self._state.checks = _checks_payload(findings)
+                self._state.full_send = full
                 self._publish()
 
     def _check_loop(self) -> None:
@@ -303,6 +315,7 @@ class Preview:
             send = send_status(s.settings)
             if s.error is not None and send["enabled"]:
                 send = {**send, "enabled": False, "reason": "Fix the problem shown above first."}
+            send["all"] = s.full_send if s.error is None else None
             return {
                 "run": self.run_id, "seq": s.seq, "render_id": s.render_id,
                 "updated": time.strftime("%H:%M:%S", time.localtime(s.updated)),
@@ -343,8 +356,6 @@ class Preview:
         if not self.send_lock.acquire(blocking=False):
             return 409, {"ok": False, "message": "A test send is already running."}
         try:
-            from newsletter.deliver.sender import send_test
-
             results = send_test(rendered, settings)
         except NewsletterError as exc:
             return 502, {"ok": False, "message": str(exc)}
@@ -357,7 +368,7 @@ class Preview:
         ok = bool(rows) and all(r["status"] in ("sent", "queued") for r in rows)
         where = status["detail"]
         if ok:
-            message = (f"Test sent to {', '.join(r['email'] for r in rows)} via {where} "
+            message = (f"Test sent to {', '.join(r['email'] for r in rows)} {where} "
                        f"at {time.strftime('%H:%M:%S')}.")
         else:
             bad = [f"{r['email']} ({r['status']}{': ' + r['error'] if r['error'] else ''})"

@@ -13,15 +13,11 @@ before they are read; tokens and addresses are never logged.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +27,20 @@ from werkzeug.wrappers import Request, Response
 from newsletter import tokens
 from newsletter.compose.templates import environment
 from newsletter.config import Settings
-from newsletter.deliver.events import EventKind, ProviderEvent
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.deliver.campaign import Kind, Recipient, Status, make_campaign
+from newsletter.deliver.providers import REGISTRY, Webhook, chosen, get_provider
+from newsletter.deliver.providers.base import WebhookRefused
+from newsletter.errors import NewsletterError
 from newsletter.store import Store, open_store
 from newsletter.subscribers import lifecycle
 
 log = logging.getLogger("newsletter.web.app")
 
 FORM_LIMIT = 64 * 1024  # bytes: any form body (subscribe, unsubscribe button, one-click)
-WEBHOOK_LIMIT = 1024 * 1024  # bytes: one SendGrid batch (SendGrid sends up to a few hundred KB)
-WEBHOOK_MAX_AGE = 600  # seconds: an older (or that far future) signed timestamp is a replay
+WEBHOOK_LIMIT = 1024 * 1024  # bytes: one post of provider events (usually a few hundred KB)
 MAX_NAME = 200  # characters kept of a subscriber's name
 MAX_FORM_ID = 100
 RESEND_AFTER = 60.0  # seconds: at most one confirmation email per address in this time
-PUBLIC_KEY_ENV = "SENDGRID_WEBHOOK_PUBLIC_KEY"
-SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
-TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
 class _Request(Request):
@@ -54,25 +48,6 @@ class _Request(Request):
     max_content_length = FORM_LIMIT
     max_form_memory_size = FORM_LIMIT
     max_form_parts = 50
-
-
-def load_public_key(value: str | None):
-    """SendGrid's verification key: the base64 DER text from its settings page (a full PEM
-    block is accepted too). None when not configured."""
-    if not value or not value.strip():
-        return None
-    from sendgrid.helpers.eventwebhook import EventWebhook
-
-    text = value.strip()
-    if text.startswith("-----BEGIN"):
-        text = "".join(line for line in text.splitlines() if not line.startswith("-----"))
-    try:
-        return EventWebhook(text.replace("\n", "")).public_key
-    except (ValueError, TypeError, binascii.Error):
-        raise ConfigError(
-            "not a valid ECDSA public key (copy the verification key from SendGrid's "
-            "Event Webhook settings)", field=PUBLIC_KEY_ENV,
-        ) from None
 
 
 class App:
@@ -84,11 +59,14 @@ class App:
         self.db_path = Path(db_path or settings.db_path)
         self.secrets = settings.secrets  # ConfigError now, at start-up, when unset
         self.list_id = settings.list_id
-        self.public_key = load_public_key(settings.getenv(PUBLIC_KEY_ENV))
+        # /webhooks/<provider>: every registered provider's webhook, its key checked now.
+        self.webhooks: dict[str, Webhook] = {
+            name: hook for name, cls in REGISTRY.items()
+            if (hook := cls.webhook(settings)) is not None}
         self.clock = clock
         # Created and migrated now, not in the first request.
         self.store: Store = open_store(self.db_path)
-        settings.provider  # noqa: B018 -- an unknown NEWSLETTER_PROVIDER fails now, not per form
+        chosen(settings)  # an unknown NEWSLETTER_PROVIDER fails now, not per form
         # address -> when its last confirmation email went out (monotonic). Counted only after
         # a successful send, so a failed one can be retried at once.
         self._mailed: dict[str, float] = {}
@@ -111,7 +89,6 @@ class App:
             "/subscribe": {"GET": self.subscribe_page, "POST": self.subscribe},
             "/confirm": {"GET": self.confirm},
             "/unsubscribe": {"GET": self.unsubscribe_page, "POST": self.unsubscribe},
-            "/webhooks/sendgrid": {"POST": self.sendgrid_webhook},
             "/healthz": {"GET": self.health},
         }
 
@@ -137,7 +114,11 @@ class App:
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        methods = self.routes.get(request.path.rstrip("/") or "/")
+        path = request.path.rstrip("/") or "/"
+        methods = self.routes.get(path)
+        if methods is None and path.startswith("/webhooks/") and \
+                path.removeprefix("/webhooks/") in self.webhooks:
+            methods = {"POST": self.webhook}
         if methods is None:
             return self.page("error.html", 404, title="Not found",
                              message="There is no page at this address.")
@@ -250,21 +231,15 @@ class App:
         return last is None or now - last >= RESEND_AFTER
 
     def send_confirmation(self, email: str, name: str | None) -> None:
-        from newsletter.deliver.providers import get_provider
-        from newsletter.deliver.providers.base import Campaign, Recipient, Status
-
         url = tokens.confirm_url(self.settings, email)
         context = {"newsletter": self.settings.name, "url": url, "name": name,
                    "postal_address": self.settings.postal_address,
                    "language": self.settings.language}
-        campaign = Campaign(
-            slug="confirm",
+        campaign = make_campaign(
+            self.settings, kind=Kind.TRANSACTIONAL, slug="confirm",
             subject=f"Please confirm your subscription to {self.settings.name}",
             html=self.jinja.get_template("confirm_email.html").render(**context),
             text=self.jinja.get_template("confirm_email.txt").render(**context),
-            from_email=self.settings.from_email, from_name=self.settings.from_name,
-            reply_to=self.settings.reply_to, list_id=self.list_id,
-            test=True,  # a one-off transactional message: no List-Unsubscribe headers
         )
         provider = get_provider(self.settings)
         try:
@@ -286,58 +261,31 @@ class App:
             return self.bad_link()
         return self.page("confirmed.html", email=found[1], outcome=outcome)
 
-    # -- SendGrid Event Webhook ------------------------------------------------------------
-    def sendgrid_webhook(self, request: Request) -> Response:
+    # -- provider event webhooks -----------------------------------------------------------
+    def webhook(self, request: Request) -> Response:
+        """POST /webhooks/<provider>: the provider's own parser checks the request and reads
+        its events; the subscriber rules apply them in one transaction."""
         def plain(status: int, message: str) -> Response:
             return Response(message + "\n", status=status, mimetype="text/plain")
 
+        name = request.path.rstrip("/").removeprefix("/webhooks/")
+        hook = self.webhooks[name]
         length = request.content_length
         if length is not None and length > WEBHOOK_LIMIT:
             return plain(413, "body too large")
-        if self.public_key is None:
-            log.error("webhook refused: %s is not set", PUBLIC_KEY_ENV)
-            return plain(403, "webhook verification is not configured")
-        signature = request.headers.get(SIGNATURE_HEADER, "")
-        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
-        if not signature or not timestamp:
-            return plain(403, "unsigned")
-        try:
-            age = self.clock() - int(timestamp)
-        except ValueError:
-            return plain(400, "bad timestamp")
-        if abs(age) > WEBHOOK_MAX_AGE:
-            return plain(403, "stale timestamp")
+        if hook.problem:
+            log.error("webhook refused: %s", hook.problem)
         # Straight from the server's buffer: werkzeug's stream would apply the form limit.
         body = request.environ["wsgi.input"].read(WEBHOOK_LIMIT + 1)
         if len(body) > WEBHOOK_LIMIT:
             return plain(413, "body too large")
-        if not self.verify(body, signature, timestamp):
-            return plain(403, "bad signature")
         try:
-            events = json.loads(body)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            return plain(400, "body is not JSON")
-        if not isinstance(events, list):
-            return plain(400, "expected a JSON array of events")
-        parsed, invalid = _sendgrid_events(events)
+            events, invalid = hook.parse(request.headers, body, self.clock())
+        except WebhookRefused as exc:
+            return plain(exc.status, exc.message)
         applied = self.store.write(
-            lambda tx: lifecycle.apply_events(tx, parsed, invalid=invalid))
+            lambda tx: lifecycle.apply_events(tx, events, invalid=invalid))
         return Response(json.dumps(applied.as_dict()), mimetype="application/json")
-
-    def verify(self, body: bytes, signature: str, timestamp: str) -> bool:
-        from cryptography.exceptions import InvalidSignature
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        # What sendgrid's EventWebhook.verify_signature does, on the raw bytes (it would
-        # decode and re-encode them, failing on a body that is not UTF-8).
-        try:
-            raw = base64.b64decode(signature, validate=True)
-            self.public_key.verify(raw, timestamp.encode("ascii") + body,
-                                   ec.ECDSA(hashes.SHA256()))
-        except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
-            return False
-        return True
 
     def health(self, request: Request) -> Response:
         self.store.ping()
@@ -348,75 +296,6 @@ def _one_line(value: str) -> str:
     """Text as one line of printable characters (no CR/LF, NUL or other controls)."""
     return "".join(ch for ch in " ".join(value.split()) if ch.isprintable())
 
-
-# SendGrid event names in the neutral vocabulary (a stand-in until the SendGrid provider
-# parses its own webhook).
-_SENDGRID_KINDS = {
-    "processed": EventKind.QUEUED, "delivered": EventKind.DELIVERED,
-    "deferred": EventKind.DEFERRED, "bounce": EventKind.BOUNCED, "dropped": EventKind.REJECTED,
-    "open": EventKind.OPENED, "click": EventKind.CLICKED, "spamreport": EventKind.COMPLAINED,
-    "unsubscribe": EventKind.UNSUBSCRIBED, "group_unsubscribe": EventKind.UNSUBSCRIBED,
-}
-_SLUG = re.compile(r"^\d{4}-\d{2}")
-
-
-def _sendgrid_issue(event: Mapping[str, Any]) -> str | None:
-    """The issue slug of a SendGrid event: custom_args `issue` (top level, or nested), else
-    the category that looks like a slug, else the first category. None for a test send."""
-    issue = event.get("issue")
-    nested = event.get("custom_args")
-    test = event.get("test") or (nested.get("test") if isinstance(nested, Mapping) else None)
-    if test == "1":  # a test send's copy: not the issue's audience
-        return None
-    if not issue and isinstance(nested, Mapping):
-        issue = nested.get("issue")
-    if isinstance(issue, str) and issue:
-        return issue[:200]
-    categories = event.get("category")
-    if isinstance(categories, str):
-        categories = [categories]
-    if isinstance(categories, list):
-        names = [c for c in categories if isinstance(c, str) and c]
-        for c in names:
-            if _SLUG.match(c):
-                return c[:200]
-        if names:
-            return names[0][:200]
-    return None
-
-
-def _sendgrid_events(payload: list) -> tuple[list[ProviderEvent], int]:
-    """(events, how many could not be read) of a SendGrid Event Webhook batch."""
-    events: list[ProviderEvent] = []
-    invalid = 0
-    for item in payload:
-        if not isinstance(item, Mapping):
-            invalid += 1
-            continue
-        event_id, name, email = item.get("sg_event_id"), item.get("event"), item.get("email")
-        if not (isinstance(event_id, str) and event_id and isinstance(name, str)
-                and isinstance(email, str) and "@" in email):
-            invalid += 1
-            continue
-        try:
-            email = lifecycle.normalise_email(email[:1000])
-        except ValueError:
-            invalid += 1
-            continue
-        stamp = item.get("timestamp")
-        when = (dt.datetime.fromtimestamp(stamp, dt.UTC)
-                if isinstance(stamp, int) and not isinstance(stamp, bool)
-                and 0 <= stamp < 2**33 else None)
-        reason = item.get("reason") or item.get("response") or item.get("type")
-        kind = _SENDGRID_KINDS.get(name, EventKind.UNKNOWN)
-        events.append(ProviderEvent(
-            provider="sendgrid", event_id=event_id, kind=kind, email=email,
-            issue=_sendgrid_issue(item), timestamp=when,
-            reason=str(reason)[:1000] if reason else None,
-            url=item["url"] if isinstance(item.get("url"), str) else None,
-            provider_type=name[:50],
-            temporary=kind == EventKind.BOUNCED and item.get("type") == "blocked"))
-    return events, invalid
 
 
 def create_app(settings: Settings, **kwargs: Any) -> App:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered
-from newsletter.deliver.providers.base import Campaign, Recipient, Result, Status
+from newsletter.deliver.campaign import Campaign, Recipient, Result, Status
 from newsletter.store import open_store
 
 

@@ -1,31 +1,52 @@
-"""Mail providers behind one small interface (see base.py).
+"""Mail providers by name: each module here registers one provider class (see base.py).
 
-`get_provider(settings)` picks one from `settings.provider` (NEWSLETTER_PROVIDER, else
-`sendgrid` when SENDGRID_API_KEY is set, else `file`). Each provider module is imported only
-here, when chosen, so commands that do not send never import smtplib or the sendgrid package.
+Which provider a project uses: `NEWSLETTER_PROVIDER` when it is set; otherwise the first
+registered provider whose `selected_by` setting is present (in the order of the imports below:
+`sendgrid` when SENDGRID_API_KEY is set, then `smtp` when SMTP_URL is set); otherwise `file`,
+which needs nothing. Heavy client libraries are imported by each module only when it sends.
 
-Every provider has `name`, `max_batch` (most recipients per `send_batch` call: 1000),
+Every provider has `name`, `max_batch` (most recipients per `send_batch` call),
+`default_connections`, `from_settings`, `usable`, `describe`, `webhook`,
 `send_batch(campaign, recipients) -> list[Result]` (one per recipient, in order) and `close()`.
-Messages are built by `deliver.message.MessageFactory` (file, smtp) or sent as one SendGrid
-request with one personalization per recipient (sendgrid).
 """
 
 from __future__ import annotations
 
-from newsletter.deliver.providers.base import Provider
+# Importing a provider module registers it; the import order is the order of automatic choice.
+from newsletter.deliver.providers import file, sendgrid, smtp  # noqa: F401
+from newsletter.deliver.providers.base import REGISTRY, Provider, Webhook
+from newsletter.errors import ConfigError
+
+FALLBACK = "file"
+
+__all__ = ["REGISTRY", "Provider", "Webhook", "chosen", "get_provider",
+           "provider_class"]
+
+
+def chosen(settings) -> str:
+    """The name of the provider these settings select (ConfigError for an unknown name)."""
+    name = settings.getenv("NEWSLETTER_PROVIDER")
+    if name is not None and name.strip():
+        name = name.strip().lower()
+        if name not in REGISTRY:
+            raise ConfigError(
+                f"unknown provider {name!r} (expected one of: {', '.join(REGISTRY)})",
+                field="NEWSLETTER_PROVIDER",
+            )
+        return name
+    for cls in REGISTRY.values():
+        setting = getattr(cls, "selected_by", None)
+        if setting and settings.getenv(setting):
+            return cls.name
+    return FALLBACK
+
+
+def provider_class(settings) -> type[Provider]:
+    """The class of the chosen provider (nothing is configured or connected)."""
+    return REGISTRY[chosen(settings)]
 
 
 def get_provider(settings) -> Provider:
     """The configured provider, ready to send. ConfigError names what is missing or wrong."""
-    name = settings.provider
-    if name == "sendgrid":
-        from newsletter.deliver.providers.sendgrid import SendGridProvider
+    return provider_class(settings).from_settings(settings)
 
-        return SendGridProvider.from_settings(settings)
-    if name == "smtp":
-        from newsletter.deliver.providers.smtp import SmtpProvider
-
-        return SmtpProvider.from_settings(settings)
-    from newsletter.deliver.providers.file import FileProvider
-
-    return FileProvider(settings.outbox)

@@ -1,57 +1,23 @@
-"""The provider boundary: send one batch of personalised copies of one campaign.
+"""The provider boundary: what every provider class says about itself, and the registry.
 
-The order of a send is fixed by the sender (newsletter/sender.py); a provider only maps a
-Campaign and its Recipients onto its transport and reports one Result per recipient.
+The order of a send is fixed by the sender (deliver/sender.py); a provider only maps a
+Campaign and its Recipients onto its transport and reports one Result per recipient. Besides
+sending, a provider class owns everything else that is specific to it: how it is configured
+(`from_settings`, `usable`), how it is described to a user (`describe`), how many connections
+a full send uses by default, and, if it has one, its webhook (`webhook`).
+
+A provider module registers its class with `@register`; `providers/__init__.py` imports the
+modules, so adding a provider is one module plus one import line there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Protocol
 
+from newsletter.deliver.campaign import Campaign, Recipient, Result
+from newsletter.deliver.events import ProviderEvent
 from newsletter.errors import ProviderError
-
-
-class Status(StrEnum):
-    """Per-recipient outcome; the same words appear in the send ledger and `status`."""
-
-    SENT = "sent"  # the provider accepted it for delivery
-    QUEUED = "queued"  # accepted, delivery later (scheduled)
-    REJECTED = "rejected"  # refused for this recipient (bad address, suppressed)
-    FAILED = "failed"  # certainly not accepted
-    UNKNOWN = "unknown"  # may or may not have been accepted (timeout after sending)
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """What is the same for every copy: rendered once per issue, never per recipient."""
-
-    slug: str
-    subject: str  # already prefixed "[TEST] " for test sends
-    html: str  # contains render.UNSUBSCRIBE_PLACEHOLDER where each copy gets its own URL
-    text: str
-    from_email: str
-    from_name: str
-    reply_to: str | None = None
-    list_id: str = "newsletter"
-    test: bool = False  # test sends carry no List-Unsubscribe headers
-
-
-@dataclass(frozen=True)
-class Recipient:
-    email: str
-    name: str | None = None
-    unsubscribe_url: str | None = None  # fills the placeholder and List-Unsubscribe
-
-
-@dataclass(frozen=True)
-class Result:
-    email: str
-    status: Status
-    message_id: str | None = None
-    error: str | None = None
 
 
 class RetryableError(ProviderError):
@@ -68,9 +34,55 @@ class RetryableError(ProviderError):
         self.retry_after = retry_after
 
 
+class WebhookRefused(Exception):
+    """A webhook request that is not accepted: `status` is the HTTP status to answer with
+    (400 malformed, 403 unsigned or badly signed, 413 too large), `message` a short reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Webhook(Protocol):
+    """A provider's event webhook, configured once when `serve` starts."""
+
+    # Why every request would be refused (e.g. no verification key), or None when ready.
+    problem: str | None
+
+    def parse(self, headers: Mapping[str, str], body: bytes, now: float
+              ) -> tuple[list[ProviderEvent], int]:
+        """(the events, how many items of the body were not events we can read).
+        Raises WebhookRefused when the request as a whole is not accepted."""
+        ...
+
+
 class Provider(Protocol):
-    name: str
+    name: ClassVar[str]  # the registry name, the value of NEWSLETTER_PROVIDER
     max_batch: int  # most recipients one send_batch call takes
+    default_connections: ClassVar[int]  # parallel connections of a full send by default
+
+    @classmethod
+    def from_settings(cls, settings) -> Provider:
+        """Ready to send (nothing connects yet); ConfigError names what is missing or wrong."""
+        ...
+
+    @classmethod
+    def usable(cls, settings) -> str | None:
+        """What is missing or wrong in the settings, as one sentence, or None. Cheap: never
+        connects, never raises for a configuration problem."""
+        ...
+
+    @classmethod
+    def describe(cls, settings) -> str:
+        """Where mail goes, for people: "through SendGrid", "into outbox/". Never a secret."""
+        ...
+
+    @classmethod
+    def webhook(cls, settings) -> Webhook | None:
+        """The event webhook served at /webhooks/<name>, or None when it has none.
+        ConfigError for a setting that is present but wrong."""
+        ...
 
     def send_batch(self, campaign: Campaign, recipients: Sequence[Recipient]) -> list[Result]:
         """One Result per recipient, in order.
@@ -81,8 +93,8 @@ class Provider(Protocol):
         Status.UNKNOWN results, never raised.
 
         Also (providers/file, smtp, sendgrid): ValueError, before anything is sent, for a
-        caller bug (sendgrid: more than max_batch recipients; a subscriber send, test False,
-        whose recipient lacks an unsubscribe_url or has one that is not a plain ASCII URL).
+        caller bug (sendgrid: more than max_batch recipients; a subscriber send whose
+        recipient lacks an unsubscribe_url or has one that is not a plain ASCII URL).
         Once any message of the batch may have been accepted, nothing is raised: recipients
         not attempted are FAILED ("not attempted: ..."). FAILED always means certainly not
         accepted (safe to send again); REJECTED means refused for that address (5xx, or an
@@ -91,3 +103,20 @@ class Provider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+REGISTRY: dict[str, type[Provider]] = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: make a provider class available under its `name`."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+class NoWebhook:
+    """Mixin for providers without a webhook."""
+
+    @classmethod
+    def webhook(cls, settings) -> Webhook | None:
+        return None

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from newsletter.deliver.campaign import Campaign, Recipient, Result, Status
 from newsletter.deliver.message import (
     AddressError,
     MessageFactory,
@@ -23,7 +24,7 @@ from newsletter.deliver.message import (
     factory_for,
     message_id_of,
 )
-from newsletter.deliver.providers.base import Campaign, Recipient, Result, Status
+from newsletter.deliver.providers.base import NoWebhook, register
 from newsletter.errors import ProviderError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
@@ -34,9 +35,26 @@ def safe_name(value: str, limit: int = 100) -> str:
     return (_UNSAFE.sub("_", value).lstrip(".") or "_")[:limit]
 
 
-class FileProvider:
+@register
+class FileProvider(NoWebhook):
+    """Settings: NEWSLETTER_OUTBOX (default `outbox` beside newsletter.toml)."""
+
     name = "file"
     max_batch = 1000
+    default_connections = 1
+    selected_by = None  # the fallback when no other provider is configured
+
+    @classmethod
+    def from_settings(cls, settings) -> FileProvider:
+        return cls(settings.outbox)
+
+    @classmethod
+    def usable(cls, settings) -> str | None:
+        return None
+
+    @classmethod
+    def describe(cls, settings) -> str:
+        return f"into {_shown(settings.outbox)}/ (nothing leaves this computer)"
 
     def __init__(self, outbox: str | Path) -> None:
         self.outbox = Path(outbox)
@@ -76,6 +94,14 @@ class FileProvider:
 
     def close(self) -> None:
         self._factory = None
+
+
+def _shown(path: Path) -> str:
+    """The outbox relative to the working folder when it is inside it (shorter to read)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

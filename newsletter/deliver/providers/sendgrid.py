@@ -9,9 +9,11 @@ sees another address). The issue is sent once as content; each personalization c
 unsubscribe URL as `substitutions` (the text part gets the URL, the HTML part the HTML-escaped
 URL, under two keys) and, for subscriber sends, its own `List-Unsubscribe` and
 `List-Unsubscribe-Post` headers. `categories: [slug]` and `custom_args: {"issue": slug}` let
-Event Webhook posts be matched back to the issue. The body is written here as JSON text (one
-fragment per personalization) and posted pre-encoded through the package's client, with
-`Content-Type: application/json` (see _JSON_TYPE); `build_body` gives it back as a dict.
+Event Webhook posts be matched back to the issue (test sends add `"test": "1"`; transactional
+mail carries `{"transactional": name}` instead, so its events belong to no issue; see
+sendgrid_webhook.py). The body is written here as JSON text (one fragment per
+personalization) and posted as bytes with urllib, `Content-Type: application/json`;
+`build_body` gives it back as a dict.
 
 Outcomes: 2xx -> every recipient SENT with the request's X-Message-Id; 429, 408 and 5xx ->
 RetryableError (retry_after from Retry-After or X-RateLimit-Reset); 401/403 ->
@@ -23,19 +25,22 @@ key: it may have accepted them). The API key never appears in an error or a log 
 
 from __future__ import annotations
 
+import http.client
 import json
-import logging
-import os
 import re
+import ssl
 import time
+import urllib.request
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 from html import escape
 from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
 from newsletter.config import env_seconds
+from newsletter.deliver.campaign import Campaign, Kind, Recipient, Result, Status
 from newsletter.deliver.message import (
     MAX_LINE,
     ONE_CLICK,
@@ -46,7 +51,8 @@ from newsletter.deliver.message import (
     list_id,
     one_line,
 )
-from newsletter.deliver.providers.base import Campaign, Recipient, Result, RetryableError, Status
+from newsletter.deliver.providers.base import RetryableError, register
+from newsletter.deliver.providers.sendgrid_webhook import SendGridWebhook
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 
 NAME = "sendgrid"
@@ -54,14 +60,16 @@ DEFAULT_HOST = "https://api.sendgrid.com"
 TEXT_KEY = UNSUBSCRIBE_PLACEHOLDER  # "{{unsubscribe_url}}" in the text part
 HTML_KEY = "{{unsubscribe_url_html}}"  # the same URL, HTML-escaped, in the HTML part
 MAX_RECIPIENTS = 1000  # per request (personalizations and to+cc+bcc in total)
-
-# python_http_client logs request headers (the Authorization: Bearer key) at DEBUG.
-logging.getLogger("python_http_client").setLevel(logging.INFO)
+USER_AGENT = "newsletter (sendgrid v3 mail/send)"
 
 
+@register
 class SendGridProvider:
     name = NAME
     max_batch = MAX_RECIPIENTS
+    # 1,000 recipients per request and a rate limit per account: one connection is enough.
+    default_connections = 1
+    selected_by = "SENDGRID_API_KEY"  # chosen without NEWSLETTER_PROVIDER when this is set
 
     def __init__(self, api_key: str, *, host: str = DEFAULT_HOST, timeout: float = 30.0) -> None:
         if not api_key:
@@ -70,12 +78,18 @@ class SendGridProvider:
         self._key = api_key
         self.host = host.rstrip("/")
         self.timeout = timeout
-        self._client = None
+        self._url = self.host + "/v3/mail/send"
+        self._headers = {"Authorization": f"Bearer {api_key}",
+                         "Content-Type": "application/json", "User-Agent": USER_AGENT}
+        # One opener per provider, this provider's own: a local endpoint (tests) never goes
+        # through an http(s)_proxy of the environment; anything else honours it as usual.
+        loopback = (urlsplit(self.host).hostname or "") in ("127.0.0.1", "localhost", "::1")
+        self._opener = urllib.request.build_opener(
+            *([urllib.request.ProxyHandler({})] if loopback else []))
         self._content: tuple[Campaign, dict] | None = None
         self._head_json: tuple[Campaign, str] | None = None
         self._ready: tuple | None = None  # (campaign, recipients, body) from prepare()
         self.requests_made = 0
-        _bypass_proxy_for_loopback(self.host)
 
     def __repr__(self) -> str:  # never the key
         return f"SendGridProvider(host={self.host!r})"
@@ -90,13 +104,22 @@ class SendGridProvider:
         timeout = env_seconds(getenv, "SENDGRID_TIMEOUT", 30)
         return cls(getenv("SENDGRID_API_KEY") or "", host=host, timeout=timeout)
 
-    @property
-    def client(self):
-        if self._client is None:
-            from sendgrid import SendGridAPIClient  # lazily: `build` never pays for it
+    @classmethod
+    def usable(cls, settings) -> str | None:
+        try:
+            cls.from_settings(settings)  # nothing connects
+        except ConfigError as exc:
+            return str(exc)
+        return None
 
-            self._client = SendGridAPIClient(self._key, host=self.host)
-        return self._client
+    @classmethod
+    def describe(cls, settings) -> str:
+        host = (settings.getenv("SENDGRID_API_HOST") or DEFAULT_HOST).rstrip("/")
+        return "through SendGrid" + ("" if host == DEFAULT_HOST else f" at {host}")
+
+    @classmethod
+    def webhook(cls, settings) -> SendGridWebhook:
+        return SendGridWebhook.from_settings(settings)
 
     # -- the request body ------------------------------------------------------------------
     def _message(self, campaign: Campaign) -> dict:
@@ -112,8 +135,7 @@ class SendGridProvider:
                  "value": campaign.html.replace(UNSUBSCRIBE_PLACEHOLDER, HTML_KEY)},
             ],
             "categories": [campaign.slug[:255]],
-            # test=1: the Event Webhook must not count reviewers' copies as the issue's
-            "custom_args": {"issue": campaign.slug, **({"test": "1"} if campaign.test else {})},
+            "custom_args": _custom_args(campaign),
             "headers": {"List-Id": list_id(campaign)},
         }
         if campaign.from_name:
@@ -147,7 +169,7 @@ class SendGridProvider:
         """
         if len(recipients) > MAX_RECIPIENTS:
             raise ValueError(f"at most {MAX_RECIPIENTS} recipients per SendGrid request")
-        test = campaign.test
+        test = not campaign.to_subscribers  # no unsubscribe URL needed, no List-Unsubscribe
         parts: list[str] = []
         early: list[Result | None] = []
         seen: set[str] = set()
@@ -235,41 +257,40 @@ class SendGridProvider:
     def _post(self, body: str) -> tuple[Status, str | None, str | None]:
         """Post one request (the JSON body, ASCII text); (status for every recipient in it,
         X-Message-Id, error)."""
-        from urllib.error import URLError
-
-        from python_http_client.exceptions import HTTPError
-
         self.requests_made += 1
+        request = urllib.request.Request(self._url, data=body.encode("ascii"),
+                                         headers=self._headers, method="POST")
         try:
-            response = self.client.client.mail.send.post(
-                request_body=_JSONBody(body), request_headers=_JSON_TYPE, timeout=self.timeout)
-        except HTTPError as exc:
-            return self._http_error(exc)
+            with self._opener.open(request, timeout=self.timeout) as response:
+                response.read()
+                code, message_id = response.status, response.headers.get("X-Message-Id")
+        except HTTPError as exc:  # before URLError: it is one
+            with exc:
+                return self._http_error(exc.code, exc.reason, exc.headers, _read(exc))
         except URLError as exc:
             # urllib raises URLError only while connecting or sending the request: SendGrid
             # cannot have accepted an incomplete request.
             reason = exc.reason
             if isinstance(reason, (ConnectionError, TimeoutError, OSError)) and not isinstance(
-                reason, _ssl_errors()
+                reason, (ssl.SSLError, ssl.CertificateError)
             ):
                 raise RetryableError(f"cannot reach {self.host}: {self._scrub(reason)}",
                                      provider=NAME) from None
             raise ProviderError(f"cannot reach {self.host}: {self._scrub(reason)}",
                                 provider=NAME) from None
-        except (TimeoutError, OSError, _http_client_errors()) as exc:
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             # The request went out; its answer did not come back.
             return (Status.UNKNOWN, None,
                     f"no answer from {self.host} after the request was sent "
                     f"({type(exc).__name__}: {self._scrub(exc) or 'timed out'}); "
                     "SendGrid may have accepted it")
-        message_id = response.headers.get("X-Message-Id")
-        if 200 <= response.status_code < 300:
+        if 200 <= code < 300:
             return Status.SENT, message_id, None
-        return Status.FAILED, None, f"unexpected answer {response.status_code}"
+        return Status.FAILED, None, f"unexpected answer {code}"
 
-    def _http_error(self, exc) -> tuple[Status, str | None, str | None]:
-        code = exc.status_code
-        text = self._scrub(_error_text(exc.body) or exc.reason or "")
+    def _http_error(self, code: int, reason, headers, body: bytes
+                    ) -> tuple[Status, str | None, str | None]:
+        text = self._scrub(_error_text(body) or reason or "")
         if code in (401, 403):
             raise ProviderAuthError(
                 f"SendGrid refused the API key ({code} {text}); check SENDGRID_API_KEY "
@@ -277,58 +298,32 @@ class SendGridProvider:
             ) from None
         if code in (408, 429) or code >= 500:
             raise RetryableError(f"{code} {text}", provider=NAME, status=code,
-                                 retry_after=_retry_after(exc.headers)) from None
+                                 retry_after=_retry_after(headers)) from None
         return Status.FAILED, None, f"{code} {text}"
 
     def _scrub(self, value) -> str:
         return str(value).replace(self._key, "[SENDGRID_API_KEY]")
 
     def close(self) -> None:
-        self._client = None
         self._content = None
         self._head_json = None
         self._ready = None
 
 
-# A JSON body we encoded ourselves, sent as is. python_http_client json.dumps the body
-# unless the "Content-Type" it holds differs from exactly "application/json"; then it sends
-# `request_body.encode("utf-8")`. SendGrid, though, answers 415 to anything but a plain
-# "application/json" (a charset parameter included: sendgrid-csharp issues 910 and 929).
-# So two spellings of the one header: python_http_client looks up "Content-Type" (not JSON:
-# send the string as is), and urllib.request.Request, which files every header name as
-# name.capitalize() where a later one replaces an earlier one, sends the last of the two:
-# "Content-type: application/json". The order of this dict matters; a test checks what
-# arrives on the wire.
-_JSON_TYPE = {"Content-Type": "application/x-newsletter-prebuilt",
-              "content-type": "application/json"}
+def _custom_args(campaign: Campaign) -> dict[str, str]:
+    """What each Event Webhook event of this campaign carries back (sendgrid_webhook.py)."""
+    if campaign.kind is Kind.TRANSACTIONAL:
+        return {"transactional": campaign.slug}
+    if campaign.kind is Kind.TEST:  # reviewers' copies are not the issue's audience
+        return {"issue": campaign.slug, "test": "1"}
+    return {"issue": campaign.slug}
 
 
-class _Payload(bytes):
-    """The encoded body. python_http_client formats `PAYLOAD: {data}` for a debug line on
-    every request, log level or not: a repr of the whole body (about 2 ms per 1,000
-    recipients). Formatted, this is one short line instead; sent, it is the same bytes."""
-
-    def __str__(self) -> str:
-        return f"<{len(self)} bytes of JSON>"
-
-    __repr__ = __str__
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
-
-
-class _JSONBody(str):
-    """The body as the string python_http_client expects; `.encode()` returns the bytes
-    already made (no second copy) as a _Payload. A str, so any other use of it still sees
-    the same JSON text."""
-
-    def __new__(cls, text: str) -> _JSONBody:
-        self = super().__new__(cls, text)
-        self._payload = _Payload(text.encode("utf-8"))
-        return self
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return self._payload
+def _read(exc: HTTPError) -> bytes:
+    try:
+        return exc.read()
+    except (OSError, http.client.HTTPException):
+        return b""
 
 
 def _result_fast(email: str, fields: dict) -> Result:
@@ -376,22 +371,8 @@ _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
 MAX_URL = MAX_LINE - 20
 
 
-def _ssl_errors() -> tuple[type, ...]:
-    import ssl
-
-    return (ssl.SSLError, ssl.CertificateError)
-
-
-def _http_client_errors() -> type:
-    import http.client
-
-    return http.client.HTTPException  # RemoteDisconnected, IncompleteRead, BadStatusLine
-
-
 def _error_text(body) -> str:
     """SendGrid's `{"errors": [{"message", "field"}]}` as one line, at most 500 characters."""
-    import json
-
     try:
         data = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
         parts = [
@@ -424,14 +405,3 @@ def _retry_after(headers) -> float | None:
         except ValueError:
             pass
     return None
-
-
-def _bypass_proxy_for_loopback(host: str) -> None:
-    """urllib honours http(s)_proxy; a local test endpoint must never go through a proxy."""
-    hostname = urlsplit(host).hostname or ""
-    if hostname not in ("127.0.0.1", "localhost", "::1"):
-        return
-    for var in ("NO_PROXY", "no_proxy"):
-        current = os.environ.get(var, "")
-        if hostname not in current.split(","):
-            os.environ[var] = ",".join(filter(None, [current, hostname]))

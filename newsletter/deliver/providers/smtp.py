@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from newsletter.config import env_seconds
+from newsletter.deliver.campaign import Campaign, Recipient, Result, Status
 from newsletter.deliver.message import (
     AddressError,
     MessageFactory,
@@ -42,7 +43,7 @@ from newsletter.deliver.message import (
     factory_for,
     message_id_of,
 )
-from newsletter.deliver.providers.base import Campaign, Recipient, Result, RetryableError, Status
+from newsletter.deliver.providers.base import NoWebhook, RetryableError, register
 from newsletter.errors import ConfigError, ProviderAuthError, ProviderError
 
 NAME = "smtp"
@@ -107,9 +108,13 @@ class _Reconnect(Exception):
     """The connection was lost (or closed with 421) before the message data was sent."""
 
 
-class SmtpProvider:
+@register
+class SmtpProvider(NoWebhook):
     name = NAME
     max_batch = 1000
+    # Each message is a round trip to the server: a few connections in parallel gain most.
+    default_connections = 4
+    selected_by = "SMTP_URL"  # chosen without NEWSLETTER_PROVIDER when this is set
 
     def __init__(
         self,
@@ -145,6 +150,22 @@ class SmtpProvider:
             helo=getenv("SMTP_HELO"),
             allow_plain_auth=(getenv("SMTP_ALLOW_PLAIN_AUTH") or "") in ("1", "true", "yes"),
         )
+
+    @classmethod
+    def usable(cls, settings) -> str | None:
+        try:
+            cls.from_settings(settings)  # parses and reads files only: nothing connects
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    @classmethod
+    def describe(cls, settings) -> str:
+        try:
+            config = parse_smtp_url(settings.getenv("SMTP_URL") or "")
+        except ConfigError:
+            return "through the SMTP server of SMTP_URL"
+        return f"through the SMTP server {config.host}:{config.port}"  # never user or password
 
     # -- connection ----------------------------------------------------------------------
     def _where(self) -> str:

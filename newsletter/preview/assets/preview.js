@@ -170,7 +170,12 @@
       button.disabled = !send.enabled;
       button.textContent = n === 1 ? "Send test to 1 reviewer" : `Send test to ${n} reviewers`;
     }
-    $("send-hint").textContent = send.enabled ? `Through ${send.detail}.` : send.reason;
+    $("send-hint").textContent = send.enabled ? `Sends ${send.detail}.` : send.reason;
+    // What `newsletter send --all` would say now (the same preflight), once the checks ran.
+    const all = send.all;
+    $("send-all").textContent = !all ? "" : all.ready
+      ? `Ready for subscribers: ${all.recipients} of ${all.active} would be sent ${all.where}.`
+      : "Not ready for subscribers: " + all.problems.map((p) => p.message).join("; ") + ".";
   }
 
   function draw(s) {

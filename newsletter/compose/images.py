@@ -21,6 +21,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -224,3 +225,25 @@ def _renamed(name: str, source: Path) -> str:
     """The same processed file under this source's own file name (two copies of one photo
     under different names share the processed file)."""
     return f"{_stem(source)}-{name.rsplit('-', 1)[-1]}"
+
+
+def copy_assets(assets: Iterable[Asset], folder: Path) -> list[Path]:
+    """Put each processed picture in `folder` under its published name (a picture already
+    there is left alone: the same name is the same content). Returns the paths written."""
+    written = []
+    for asset in assets:
+        target = folder / asset.name
+        if target.is_file() and target.stat().st_size == asset.path.stat().st_size:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{asset.name}.", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(asset.path.read_bytes())
+            os.chmod(tmp, 0o644)  # a web server must read it
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(target)
+    return written

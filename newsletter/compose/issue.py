@@ -150,8 +150,12 @@ class Event(_Strict):
         elif self.date.tzinfo is None:
             tz = zone(default) if isinstance(default, str) else default
             when = self.date.replace(tzinfo=tz)
-        else:
-            return self
+        else:  # a written offset: shown as UTC-07:00 (a reader knows no zone by "-07:00")
+            offset = self.date.utcoffset() or dt.timedelta(0)
+            sign, rest = ("-", -offset) if offset < dt.timedelta(0) else ("+", offset)
+            hours, minutes = divmod(int(rest.total_seconds()) // 60, 60)
+            name = f"UTC{sign}{hours:02d}:{minutes:02d}" if offset else "UTC"
+            when = self.date.replace(tzinfo=dt.timezone(offset, name))
         return self.model_copy(update={"date": when})
 
     @field_validator("date", mode="before")
@@ -286,6 +290,9 @@ def explain_yaml_error(exc: Any, text: str) -> tuple[int | None, str]:
     def indent(t: str) -> int:
         return len(t) - len(t.lstrip(" "))
 
+    def key_column(t: str) -> int:  # "  - title:" and "    body:" both start at 4
+        return len(t) - len(t.lstrip(" -"))
+
     if "\t" in here and ("cannot start any token" in problem or "\\t" in problem):
         return line, f"a tab character in line {line}: indent with spaces, not tabs"
     if problem.startswith("found character") and "cannot start any token" in problem:
@@ -302,7 +309,7 @@ def explain_yaml_error(exc: Any, text: str) -> tuple[int | None, str]:
         if key.startswith("-"):
             return line, (f"'{key}': put a space after the dash of a list item "
                           f"('- {key[1:]}')")
-        same = [n for n, t in before if indent(t) == indent(here)
+        same = [n for n, t in before if key_column(t) == key_column(here)
                 and t.strip().lstrip("- ").startswith(f"{key}:") and (first or 0) <= n]
         also = f" (also on line {same[-1]})" if same else ""
         return line, f"'{key}' appears twice in the same entry{also}: keep only one"
@@ -330,8 +337,12 @@ def explain_yaml_error(exc: Any, text: str) -> tuple[int | None, str]:
         return line, (f"line {line} is indented differently from the lines above it: "
                       "fields of one entry start in the same column")
     if "expected <block end>, but found '-'" in problem:
-        return line, (f"line {line} starts a list item ('- ') where a field (name: value) is "
-                      "expected: indent list items under their field (e.g. more:)")
+        return line, (f"line {line} starts a list item ('- ') where a field (name: value) "
+                      "belongs: indent list items under their field (e.g. more:)")
+    if "expected <block end>, but found '<scalar>'" in problem and \
+            here.partition(":")[2].lstrip().startswith(("{", "[")):
+        return line, ("a value starting with { or [ is read as a mapping or list: close it, "
+                      "or put the value in quotes")
     if "expected <block end>, but found '<scalar>'" in problem:
         # A quote left open earlier swallows the lines up to the next quote mark, so the
         # parser trips over the text after it: name the line that opened it.

@@ -282,7 +282,8 @@ def test_broken_yaml_shows_the_error_and_recovers(page, project):
     error = page.locator("#error")
     expect(error).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
     expect(error).to_contain_text("issues/2011-05.yaml:3")
-    expect(error).to_contain_text("YAML")
+    # in plain words, with the fix
+    expect(error).to_contain_text("put the whole value inside the quotes")
     # the last good version stays visible, marked as stale; sending is off meanwhile
     expect(page.locator("#stage")).to_have_class("stage stale")
     expect(page.locator("#inbox-subject")).to_have_text(SUBJECT)

@@ -45,7 +45,12 @@ CASES = {
                                 "('- title')"),
     "text after a closing quote": ('subject: "Cities" of Migration\n', 1,
                                    "text continues after the closing quote in line 1: put "
-                                   "the whole value inside the quotes"),
+                                   "the whole value inside the quotes (write \\\" for a "
+                                   'quote mark inside "...")'),
+    "quote closed early, then a colon": (
+        'subject: "Cities: "Migration" news: June"\n', 1,
+        "text continues after the closing quote in line 1: put the whole value inside the "
+        'quotes (write \\" for a quote mark inside "...")'),
     "block text not indented": (HEAD + "  - title: Calgary\n    body: |\n    Text\n", 6,
                                 "line 6 is not indented under the text block started on "
                                 "line 5 (indent every line of it more than its field name), "

@@ -191,12 +191,12 @@ def check_insecure(doc: Document) -> list[Finding]:
         if a.href.lower().startswith("http://") and a.href not in seen:
             seen.add(a.href)
             said = _quote(a.text or a.label or a.href, 50)
-            findings.append(warning("links", f"{said} is an http:// link (not encrypted): "
+            findings.append(warning("security", f"{said} is an http:// link (not encrypted): "
                                     f"use https:// if the site has it: {a.href}", a.story))
     for img in doc.images:
         if img.src.lower().startswith("http://") and img.src not in seen:
             seen.add(img.src)
-            findings.append(warning("images", f"image {_quote(img.alt or img.src, 50)} is "
+            findings.append(warning("security", f"image {_quote(img.alt or img.src, 50)} is "
                                     "loaded over http:// (not encrypted): some mail clients "
                                     f"block it; use https://: {img.src}", img.story))
     return findings

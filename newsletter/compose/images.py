@@ -118,61 +118,62 @@ def prepare_image(source: Path, display_width: int, cache: Path) -> Asset:
 def _process(source: Path, data: bytes, digest: str, display_width: int, cache: Path) -> Asset:
     try:
         img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError) as exc:
+        kind = img.format
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise NewsletterError(f"not a picture Pillow can read ({exc})", file=source) from None
-    source_size = img.size
-    orientation = img.getexif().get(_ORIENTATION, 1)
-    source_width, source_height = _upright(source_size, orientation)
-    upright_width = source_width
-    target = min(2 * display_width, MAX_WIDTH, upright_width)
-    if img.format == "JPEG" and target < upright_width:
-        # Let the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding (never below the
-        # target): a 4000 px photo then decodes in a fraction of the time.
-        scale = target / upright_width
-        img.draft("RGB", (max(1, round(source_size[0] * scale)),
-                          max(1, round(source_size[1] * scale))))
+    source_width, source_height = _upright(img.size, orientation)
+    target = min(2 * display_width, MAX_WIDTH, source_width)
+    scale = target / source_width
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
     try:
+        if kind == "JPEG" and scale < 1:
+            # The JPEG decoder scales by 1/2, 1/4 or 1/8 while decoding (never below the
+            # requested size): a 4000 px photo decodes in a fraction of the time.
+            img.draft("RGB", size)
+        img.load()
+        # Resized first, turned upright after: turning the small picture is cheaper.
+        if img.size != size:
+            if img.mode not in ("RGB", "RGBA", "L", "LA"):
+                img = img.convert("RGBA" if _has_alpha(img) else "RGB")
+            img = img.resize(size, Image.Resampling.LANCZOS)
         img = ImageOps.exif_transpose(img)
     except (OSError, ValueError, SyntaxError) as exc:  # a truncated or broken file
         raise NewsletterError(f"cannot decode the picture ({exc})", file=source) from None
-    if img.width > target:
-        height = max(1, round(img.height * target / img.width))
-        img = img.resize((target, height), Image.Resampling.LANCZOS)
-    # Photos become JPEG; pictures with transparency (logos) or few colours stay PNG.
-    keeps_png = img.mode in ("RGBA", "LA", "P", "PA", "1") and (
-        "transparency" in img.info or img.mode in ("RGBA", "LA", "PA") or
-        img.format in ("PNG", "GIF") or img.mode == "P")
     cache.mkdir(parents=True, exist_ok=True)
-    if keeps_png:
+    options: dict = {}
+    if kind in ("PNG", "GIF") or _has_alpha(img):
+        # Logos, diagrams and pictures with transparency stay PNG (JPEG would blur them).
         if img.mode not in ("RGBA", "RGB", "P", "L", "LA"):
             img = img.convert("RGBA")
-        out, kind = cache / f"{digest}.png", "PNG"
-        options: dict = {"optimize": True}
+        if img.mode == "P" and "transparency" in img.info:
+            options["transparency"] = img.info["transparency"]
+        out, fmt = cache / f"{digest}.png", "PNG"
+        options["optimize"] = True
     else:
         if img.mode != "RGB":
             img = img.convert("RGB")
-        out, kind = cache / f"{digest}.jpg", "JPEG"
-        options = {"quality": JPEG_QUALITY, "optimize": True, "progressive": True}
-    # A fresh image carries no info dict: nothing of the source's EXIF, ICC profile, comments
-    # or text chunks is written.
-    clean = Image.new(img.mode, img.size)
-    clean.paste(img)
-    if img.mode == "P":
-        clean.putpalette(img.getpalette() or [])
-        if "transparency" in img.info:
-            options["transparency"] = img.info["transparency"]
+        out, fmt = cache / f"{digest}.jpg", "JPEG"
+        options.update(quality=JPEG_QUALITY, optimize=True, progressive=True)
+    # Nothing of the source's metadata is written: EXIF (camera, GPS position), ICC profile,
+    # comments and text chunks all live in `info`, which Pillow would otherwise carry over.
+    img.info = {}
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=cache)
     try:
         with os.fdopen(fd, "wb") as f:
-            clean.save(f, kind, **options)
+            img.save(f, fmt, **options)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Asset(name=f"{_stem(source)}-{digest}{out.suffix}", path=out, source=source,
-                 width=clean.width, height=clean.height, source_width=source_width,
+                 width=img.width, height=img.height, source_width=source_width,
                  source_height=source_height, source_bytes=len(data),
                  display_width=display_width)
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
 
 
 def _stem(source: Path) -> str:

@@ -275,6 +275,10 @@ def _parse_yaml(text: str, path: Path) -> Any:
     return data
 
 
+_QUOTE_CLOSED_EARLY = ("text continues after the closing quote in line {line}: put the whole "
+                       'value inside the quotes (write \\" for a quote mark inside "...")')
+
+
 def explain_yaml_error(exc: Any, text: str) -> tuple[int | None, str]:
     """(1-based line, advice) for a ruamel parse error: what is wrong in the words of someone
     editing the file, and how to fix it, instead of the parser's vocabulary."""
@@ -320,6 +324,8 @@ def explain_yaml_error(exc: Any, text: str) -> tuple[int | None, str]:
     if "mapping values are not allowed here" in problem:
         key, _, value = here.partition(":")
         colon_in_value = column > len(key) and ": " in here[len(key) + 1:] + " "
+        if colon_in_value and value.lstrip().startswith(('"', "'")):
+            return line, _QUOTE_CLOSED_EARLY.format(line=line)
         if colon_in_value:
             name = key.strip().lstrip("- ").strip() or "value"
             fixed = value.strip().replace('"', '\\"')
@@ -352,8 +358,7 @@ def explain_yaml_error(exc: Any, text: str) -> tuple[int | None, str]:
                         t.replace("\\" + quote, "").count(quote) % 2:
                     return n, (f"the quote opened on line {n} is never closed: end the text "
                                "with the same quote mark")
-        return line, (f"text continues after the closing quote in line {line}: put the whole "
-                      "value inside the quotes")
+        return line, _QUOTE_CLOSED_EARLY.format(line=line)
     if "could not find expected ':'" in problem:
         line = exc.context_mark.line + 1 if exc.context_mark else line
         before = [(n, t) for n, t in before if n < (line or 0)]

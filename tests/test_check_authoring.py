@@ -14,6 +14,7 @@ from newsletter.checks import run_checks
 from newsletter.cli import main
 from newsletter.compose.issue import load_issue
 from newsletter.compose.render import render_issue
+from tests.support.check_server import link_server  # noqa: F401  (fixture)
 from tests.support.checks import by
 from tests.support.render import make_issue
 
@@ -140,3 +141,33 @@ def test_a_much_larger_picture_is_a_note(project: Path, settings) -> None:
         assert bool(notes) == noted, notes
         if noted:
             assert notes[0].startswith("huge.jpg is 4000×3000 px") and "1072 px" in notes[0]
+
+
+def test_online_check_requests_the_published_picture(project: Path, settings,
+                                                     link_server) -> None:  # noqa: F811
+    import dataclasses
+
+    from tests.support.checks import assert_only_local, local_settings
+
+    Image.new("RGB", (1200, 800), (20, 60, 90)).save(project / "issues" / "photo.jpg")
+    path = project / "issues" / "2011-06.yaml"
+    path.write_text(
+        'subject: "Cities of Migration – June 2011"\npreheader: "News."\ndate: 2011-06-01\n'
+        f'featured:\n  - title: "Calgary"\n    url: {link_server.url("/ok/calgary")}\n'
+        '    body: "Text."\n    image: {src: photo.jpg, alt: "Roundtable in Calgary"}\n',
+        encoding="utf-8")
+    local = dataclasses.replace(local_settings(settings, link_server), theme=dataclasses.replace(
+        settings.theme, logo=None))
+    for base, published in ((link_server.url("/ok/images/"), True),
+                            (link_server.url("/unpublished/"), False)):
+        here = dataclasses.replace(local, assets_url=base)
+        rendered = render_issue(load_issue(path), here)
+        assert_only_local(rendered, link_server)
+        [asset] = rendered.assets
+        found = run_checks(rendered, here, timeout=3, spam=False)
+        broken = [f for f in by(found, "images", "error") if asset.name in f.message]
+        assert bool(broken) != published, found
+        if broken:
+            assert '"Roundtable in Calgary"' in broken[0].message and "404" in broken[0].message
+        assert ("HEAD", base.removeprefix(link_server.base) + asset.name) in \
+            link_server.requests

@@ -150,3 +150,14 @@ def test_archive_publishes_the_pictures(project: Path, seed_issue: Path) -> None
     page = (project / "site" / "2011-05.html").read_text(encoding="utf-8")
     [name] = re.findall(rf'{re.escape(ASSETS)}(roundtable-[0-9a-f]{{16}}\.jpg)', page)
     assert (project / "site" / "images" / name).is_file()
+
+
+def test_missing_logo_names_the_settings_line(project: Path) -> None:
+    toml = project / "newsletter.toml"
+    text = re.sub(r'logo = \{ src = "[^"]+"', 'logo = { src = "logo.png"',
+                  toml.read_text(encoding="utf-8"))
+    toml.write_text(text, encoding="utf-8")
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith("logo = "))
+    result = CliRunner().invoke(main, ["build", "issues/2011-05.yaml"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"{toml}:{line}: theme.logo.src: file not found: ")

@@ -16,6 +16,7 @@ stamp re-hashes the file and reuses the processed file when the content is in fa
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -103,15 +104,15 @@ def prepare_image(source: Path, display_width: int, cache: Path) -> Asset:
             return asset  # the common case: nothing changed since the last build
     data = source.read_bytes()
     digest = hashlib.sha256(data + b"\0" + params.encode()).hexdigest()[:16]
-    found = [p for p in (cache / f"{digest}.jpg", cache / f"{digest}.png") if p.is_file()]
-    record = _read_index(cache / "index" / f"{digest}.json") if found else None
-    if found and record:
-        asset = _asset_from(record, cache, source)
-    else:
+    # The same bytes processed the same way before (a touched file, a copy under another
+    # name): reuse the processed file.
+    record = _read_index(cache / "index" / f"{digest}.json")
+    asset = _asset_from(record, cache, source) if record else None
+    if asset is None or not asset.path.is_file():
         asset = _process(source, data, digest, display_width, cache)
         _write_index(cache / "index" / f"{digest}.json", asset, stat)
+    asset = dataclasses.replace(asset, display_width=display_width)
     _write_index(index, asset, stat)
-    assert asset is not None
     return asset
 
 

@@ -48,9 +48,19 @@ def test_processing_upright_resized_and_stripped(tmp_path: Path) -> None:
         assert out.size == (1072, 1429)
         assert (asset.source_width, asset.source_height) == (3000, 4000)
         assert out.info.get("progressive") == 1
-        assert not out.getexif() and "comment" not in out.info and "icc_profile" not in out.info
+        assert not out.getexif() and "comment" not in out.info and "exif" not in out.info
         # the marked corner (top left before turning) is now top right
         assert out.getpixel((1060, 10))[0] > 200 and out.getpixel((10, 10))[2] > 120
+
+
+def test_the_colour_profile_is_kept(tmp_path: Path) -> None:
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source = photo(tmp_path / "p3.jpg", (1600, 1200), icc_profile=profile)
+    with Image.open(prepare_image(source, 536, tmp_path / "c").path) as out:
+        assert out.info.get("icc_profile") == profile
+        assert not out.getexif()
 
 
 def test_never_wider_than_1200_nor_enlarged(tmp_path: Path) -> None:

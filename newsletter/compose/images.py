@@ -3,11 +3,11 @@
     asset = prepare_image(Path("issues/calgary.jpg"), display_width=536, cache=cache_dir)
 
 The picture is turned upright (EXIF orientation), resized with a high-quality filter to at most
-twice its display width (sharp on high-density screens) and at most MAX_WIDTH, stripped of every
-metadata (EXIF with its GPS position, comments, text chunks) and saved as a progressive JPEG or
-an optimised PNG. Its name is a hash of the source bytes and of the processing parameters, so it
-changes whenever the picture (or the way it is processed) changes and mail clients and caches
-never show an old one.
+twice its display width (sharp on high-density screens) and at most MAX_WIDTH, stripped of its
+metadata (EXIF with its GPS position, comments, text chunks; only the colour profile is kept)
+and saved as a progressive JPEG or an optimised PNG. Its name is a hash of the source bytes and
+of the processing parameters, so it changes whenever the picture (or the way it is processed)
+changes and mail clients and caches never show an old one.
 
 Results are cached in a folder: a rebuild of an unchanged picture only compares the file's size
 and modification time with what the cache recorded (a stat and a small JSON read); a changed
@@ -33,7 +33,7 @@ from newsletter.errors import NewsletterError
 MAX_WIDTH = 1200  # px: no email needs more, whatever the display width
 JPEG_QUALITY = 82
 # Bump when the processing changes: every name changes with it, so no stale picture survives.
-PROCESSING_VERSION = 1
+PROCESSING_VERSION = 2
 # Orientations (EXIF 0x0112) that turn the picture a quarter: width and height swap.
 _QUARTER_TURNS = {5, 6, 7, 8}
 _ORIENTATION = 0x0112
@@ -156,9 +156,14 @@ def _process(source: Path, data: bytes, digest: str, display_width: int, cache: 
             img = img.convert("RGB")
         out, fmt = cache / f"{digest}.jpg", "JPEG"
         options.update(quality=JPEG_QUALITY, optimize=True, progressive=True)
-    # Nothing of the source's metadata is written: EXIF (camera, GPS position), ICC profile,
-    # comments and text chunks all live in `info`, which Pillow would otherwise carry over.
+    # Nothing of the source's metadata is written: EXIF (camera, GPS position), comments and
+    # text chunks all live in `info`, which Pillow would otherwise carry over. The colour
+    # profile stays: it says nothing about anyone, and without it a wide-gamut photo (Display
+    # P3 from a phone) shows dull colours.
+    profile = img.info.get("icc_profile")
     img.info = {}
+    if profile:
+        options["icc_profile"] = profile
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=cache)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -33,7 +33,7 @@ EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net", "example.edu")
 _LOREM = re.compile(r"\blorem ipsum\b", re.I)
 # Newsroom marks for "to come" / "to do": as whole words in capitals only ("TK" inside
 # "TKO" or a lower-case "tk" is someone's text).
-_MARKS = re.compile(r"(?<![\w/.-])(TK|TKTK|TODO|FIXME|XXX)(?![\w/-])")
+_MARKS = re.compile(r"(?<![\w/.-])(TK|TKTK|TODO|FIXME)(?![\w/-])")
 # A local picture larger than this many times what the email needs is worth a word.
 _MUCH_LARGER = 2.0
 REMOTE_IMAGE_NOTE_BYTES = 300 * 1024

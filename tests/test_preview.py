@@ -663,3 +663,24 @@ def test_local_picture_is_served_from_disk(browser, project):
         context.close()
     finally:
         srv.close()
+
+
+def test_the_page_names_a_shortened_summary(project):
+    """The checks beside the email say which teaser the email cuts, and by how much."""
+    long = ("It’s the question asked in cities around the world. It may be one thing to "
+            "attract skilled immigrants, but how can cities ensure they stay, build careers "
+            "and raise families? Copenhagen asked its newcomers and employers.")
+    _edit(project / "issues" / "2011-05.yaml",
+          'summary: "It’s the question asked in cities around the world. It may be one thing '
+          'to attract skilled immigrants, but how can cities ensure they stay…"',
+          f'summary: "{long}"')
+    preview = Preview(project / "issues" / "2011-05.yaml", project / "newsletter.toml")
+    try:
+        preview.rebuild()  # renders, then runs the offline checks (not started: synchronous)
+        notes = [f["message"] for f in preview.payload()["checks"]["findings"]
+                 if f["level"] == "note" and "shortened" in f["message"]]
+        assert len(notes) == 1
+        assert notes[0].startswith('more[3] "Copenhagen: How Do We Retain Skilled Immigrants?"'
+                                   ": the summary is shortened to ")
+    finally:
+        preview.close()

@@ -171,3 +171,21 @@ def test_online_check_requests_the_published_picture(project: Path, settings,
             assert '"Roundtable in Calgary"' in broken[0].message and "404" in broken[0].message
         assert ("HEAD", base.removeprefix(link_server.base) + asset.name) in \
             link_server.requests
+
+
+def test_a_heavy_web_picture_is_a_note() -> None:
+    from newsletter.checks.authoring import check_image_sizes
+    from newsletter.checks.document import parse
+    from newsletter.checks.http import Probe
+
+    src = "https://citiesofmigration.ca/uploads/roundtable.jpg"
+    doc = parse(f'<html><body><h2>Calgary</h2><img src="{src}" alt="Roundtable" '
+                'width="536"></body></html>', "")
+    heavy = check_image_sizes((), doc, {src: Probe(src, 200, "OK", size=600 * 1024)})
+    assert [f.level for f in heavy] == ["note"]
+    assert heavy[0].message.startswith('image "Roundtable" is 600 KB') and "536" in \
+        heavy[0].message and heavy[0].where == "Calgary"
+    light = check_image_sizes((), doc, {src: Probe(src, 200, "OK", size=120 * 1024)})
+    assert light == []
+    offline = check_image_sizes((), doc, None)
+    assert offline == []

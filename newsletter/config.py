@@ -22,6 +22,8 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from newsletter.compose.images import check_image_file, is_local
+from newsletter.compose.issue import zone
 from newsletter.errors import ConfigError
 
 CONFIG_NAME = "newsletter.toml"
@@ -74,6 +76,10 @@ class Settings:
     rate_limit: float = 0.0  # messages per second, 0 = as fast as the provider takes them
     batch_size: int = 1000
     env: Mapping[str, str] = field(default_factory=dict)
+    # IANA zone of event times (and `send --at` times) written without an offset.
+    timezone: str = "UTC"
+    # Public base URL of local pictures; default: links.archive + "images/".
+    assets_url: str | None = None
 
     # -- environment -------------------------------------------------------------------
     def getenv(self, name: str, default: str | None = None) -> str | None:
@@ -279,6 +285,22 @@ def _ascii_url(value: object) -> str:
     return value
 
 
+def _zone(value: object) -> str:
+    value = _line(value).strip()
+    try:
+        zone(value)
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+    return value
+
+
+def _picture(value: object) -> str:
+    """A web address, or a picture file relative to newsletter.toml (checked once the
+    project folder is known)."""
+    value = _line(value).strip()
+    return value if is_local(value) else _url(value)
+
+
 def _addresses(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         raise _bad("must be a list of email addresses")
@@ -345,6 +367,7 @@ class _NewsletterTable(_Table):
     website: Url | None = None
     postal_address: Text
     why: Text
+    timezone: Annotated[str, PlainValidator(_zone)] = "UTC"  # IANA name
 
 
 class _SenderTable(_Table):
@@ -360,10 +383,11 @@ class _LinksTable(_Table):
     view_online: Url | None = None  # "{slug}" becomes the issue's slug
     public: AsciiUrl | None = None
     subscribe: Url | None = None  # default: <public>/subscribe
+    assets: Url | None = None  # local pictures; default: <archive>images/
 
 
 class _LogoTable(_Table):
-    src: Url
+    src: Annotated[str, PlainValidator(_picture)]
     alt: Annotated[str, PlainValidator(_matching(re.compile(r"[^\r\n]+"), "one line of text"))]
     width: Annotated[int, PlainValidator(
         _whole(1, 1200, "must be a whole number of pixels from 1 to 1200"))] = 200
@@ -476,6 +500,16 @@ def settings_from_dict(
     toml = validate_settings_file(data, source, file)
     news, sender, links, theme = toml.newsletter, toml.sender, toml.links, toml.theme
     logo = theme.logo
+    if logo is not None and is_local(logo.src):
+        # A picture file beside newsletter.toml: resized and published like an issue's.
+        src = (root / Path(logo.src).expanduser()).resolve()
+        why = check_image_file(src)
+        if why is not None:
+            raise ConfigError(f"{why} (a path is relative to newsletter.toml's folder)",
+                              file=file, line=_line_of(source, ("theme", "logo")),
+                              field="theme.logo.src")
+        logo = logo.model_copy(update={"src": str(src)})
+    assets = links.assets or (links.archive.rstrip("/") + "/images/" if links.archive else None)
     return Settings(
         root=root,
         name=news.name,
@@ -501,4 +535,6 @@ def settings_from_dict(
         rate_limit=toml.sending.rate_limit,
         batch_size=toml.sending.batch_size,
         env=env,
+        timezone=news.timezone,
+        assets_url=assets if assets is None or assets.endswith("/") else assets + "/",
     )

@@ -42,7 +42,8 @@ def test_seed_issue_offline_has_no_errors(project: Path, seed_issue: Path) -> No
 
 
 def test_only_warnings_exit_zero_and_the_report_is_grouped(project: Path) -> None:
-    issue = write_issue(project, "2011-06", "https://example.org/report", preheader=False)
+    issue = write_issue(project, "2011-06", "https://citiesofmigration.ca/report",
+                        preheader=False)
     result = run(str(issue), "--offline")
     assert result.exit_code == 0, result.output
     out = result.output

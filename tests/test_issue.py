@@ -89,8 +89,8 @@ def test_not_utf8_names_the_line(tmp_path: Path) -> None:
 def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace('summary: "Teaser"', 'summary: "Teaser'))
     [line] = problems(path)
-    assert line.startswith(f"{path}:") and "malformed YAML" in line
-    assert int(line.split(":")[1]) >= 15
+    assert line == (f"{path}:15: the quote opened on line 15 is never closed: end the text "
+                    "with the same quote mark")
 
 
 def test_list_at_top_level(tmp_path: Path) -> None:

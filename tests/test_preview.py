@@ -282,7 +282,8 @@ def test_broken_yaml_shows_the_error_and_recovers(page, project):
     error = page.locator("#error")
     expect(error).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
     expect(error).to_contain_text("issues/2011-05.yaml:3")
-    expect(error).to_contain_text("YAML")
+    # in plain words, with the fix
+    expect(error).to_contain_text("put the whole value inside the quotes")
     # the last good version stays visible, marked as stale; sending is off meanwhile
     expect(page.locator("#stage")).to_have_class("stage stale")
     expect(page.locator("#inbox-subject")).to_have_text(SUBJECT)
@@ -593,3 +594,93 @@ def test_cli_missing_issue_and_help(project):
     result = CliRunner().invoke(main, ["preview", "--help"])
     assert result.exit_code == 0
     assert "newsletter preview issues/2011-05.yaml --port 8080 --no-open" in result.output
+
+
+# -- dark mode and local pictures ------------------------------------------------------------------
+
+
+def _background(page, selector: str = "d.body") -> str:
+    return page.evaluate(_active_frame_js(
+        f"getComputedStyle(d.querySelector('.card') || {selector}).backgroundColor"))
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_dark_view_applies_the_emails_dark_mode_styles(page, server):
+    from playwright.sync_api import expect
+
+    light_card = _background(page)
+    assert light_card == "rgb(255, 255, 255)"
+    page.click("#view-dark")
+    expect(page.locator("#view-dark")).to_have_attribute("aria-pressed", "true")
+    page.wait_for_function(_active_frame_js(
+        "getComputedStyle(d.querySelector('.card')).backgroundColor !== 'rgb(255, 255, 255)'"))
+    # the template's (prefers-color-scheme: dark) rules: dark cards, light text
+    assert _background(page) == "rgb(29, 35, 39)"
+    text = page.evaluate(_active_frame_js(
+        "getComputedStyle([...d.querySelectorAll('.t p')].find(p => !p.className)).color"))
+    assert text == "rgb(232, 237, 240)"
+    expect(page.locator("#dark-hint")).to_contain_text("Apple Mail")
+    # the same email at desktop width: only the colours differ
+    assert page.evaluate(_active_frame_js("f.clientWidth")) > 700
+    page.click("#view-desktop")
+    page.wait_for_function(_active_frame_js(
+        "getComputedStyle(d.querySelector('.card')).backgroundColor === 'rgb(255, 255, 255)'"))
+    expect(page.locator("#dark-hint")).to_be_hidden()
+
+
+def test_dark_html_without_dark_styles_inverts_colours() -> None:
+    from newsletter.preview.server import dark_html
+
+    own, hint = dark_html("<html><head><style>@media (prefers-color-scheme: dark) "
+                          "{ body { background: #000 } }</style></head><body></body></html>")
+    assert "@media (min-width: 0px)" in own and "invert" not in own and "Apple Mail" in hint
+    forced, hint = dark_html("<html><head></head><body style='background:#fff'></body></html>")
+    assert "invert(1)" in forced and "invert" in hint
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_local_picture_is_served_from_disk(browser, project):
+    from PIL import Image
+
+    Image.new("RGB", (1600, 900), (200, 40, 40)).save(project / "issues" / "photo.jpg")
+    issue = project / "issues" / "2011-05.yaml"
+    text = issue.read_text(encoding="utf-8")
+    start = text.index("      src: https://citiesofmigration.ca/wp-content/uploads")
+    end = text.index("\n", start)
+    issue.write_text(text[:start] + "      src: photo.jpg" + text[end:], encoding="utf-8")
+    srv = _start(project)
+    try:
+        email = srv.preview.payload()["email"]
+        [name] = re.findall(r'src="/images/(photo-[0-9a-f]{16}\.jpg)"', email["html"])
+        with urllib.request.urlopen(f"{srv.url}images/{name}") as response:
+            assert response.headers["Content-Type"] == "image/jpeg"
+            assert Image.open(response).size == (1072, 603)  # twice the 536 px it is shown at
+        context, page = _open(browser, srv)
+        page.wait_for_function(_active_frame_js(
+            "[...d.images].some(i => i.src.includes('/images/photo-') && i.naturalWidth === 1072)"))
+        context.close()
+    finally:
+        srv.close()
+
+
+def test_the_page_names_a_shortened_summary(project):
+    """The checks beside the email say which teaser the email cuts, and by how much."""
+    long = ("It’s the question asked in cities around the world. It may be one thing to "
+            "attract skilled immigrants, but how can cities ensure they stay, build careers "
+            "and raise families? Copenhagen asked its newcomers and employers.")
+    _edit(project / "issues" / "2011-05.yaml",
+          'summary: "It’s the question asked in cities around the world. It may be one thing '
+          'to attract skilled immigrants, but how can cities ensure they stay…"',
+          f'summary: "{long}"')
+    preview = Preview(project / "issues" / "2011-05.yaml", project / "newsletter.toml")
+    try:
+        preview.rebuild()  # renders, then runs the offline checks (not started: synchronous)
+        notes = [f["message"] for f in preview.payload()["checks"]["findings"]
+                 if f["level"] == "note" and "shortened" in f["message"]]
+        assert len(notes) == 1
+        assert notes[0].startswith('more[3] "Copenhagen: How Do We Retain Skilled Immigrants?"'
+                                   ": the summary is shortened to ")
+    finally:
+        preview.close()

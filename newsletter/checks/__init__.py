@@ -2,7 +2,8 @@
 
     findings = run_checks(render_issue(issue, settings), settings, offline=True)
 
-Each concern lives in its own module (size, links, images, content, accessibility, spam);
+Each concern lives in its own module (size, links, images, content, authoring,
+accessibility, spam);
 this module parses the rendered parts once, requests every URL once (links and images
 together, a bounded number at a time) while SpamAssassin scores the message, and returns
 the findings ordered errors first.
@@ -30,11 +31,22 @@ def run_checks(
     progress(done, total): distinct URLs answered so far, of all links and images (see
     `http.probe_all`); never called offline or when the issue has no web URLs.
     """
-    from newsletter.checks import accessibility, content, document, images, links, size
+    from newsletter.checks import (
+        accessibility,
+        authoring,
+        content,
+        document,
+        images,
+        links,
+        size,
+    )
     from newsletter.checks import spam as spam_check
     from newsletter.checks.http import probe_all
 
     doc = document.parse(rendered.html, rendered.text)
+    # The issue behind the parts (None for a Rendered made by hand): placeholders and
+    # shortened summaries are judged from what the officer wrote.
+    issue = getattr(rendered, "issue", None)
     view_online = settings.view_online_for(rendered.slug)
     places = links.link_places(doc)
 
@@ -57,6 +69,10 @@ def run_checks(
         *content.check_footer(doc, settings.postal_address),
         *content.check_web_copy(doc, view_online, settings.archive_url),
         *content.check_text_twin(doc),
+        *authoring.check_insecure(doc),
+        *authoring.check_image_sizes(getattr(rendered, "assets", ()), doc, probes),
+        *(authoring.check_placeholders(issue) if issue is not None else ()),
+        *(authoring.check_shortened(issue, doc) if issue is not None else ()),
         *accessibility.check_lang(doc),
         *accessibility.check_contrast(doc),
         *accessibility.check_link_texts(doc),

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
+from newsletter.compose.building import ASSETS_FOLDER
+from newsletter.compose.images import Asset, copy_assets
 from newsletter.compose.issue import load_issue
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER, Rendered, render_issue
 from newsletter.compose.templates import environment
@@ -47,6 +49,7 @@ class Page:
     date: dt.date
     preheader: str | None
     html: str
+    assets: tuple[Asset, ...] = ()
 
     @property
     def filename(self) -> str:
@@ -121,7 +124,7 @@ def collect(settings: Settings, issues_dir: Path | None = None, *,
             continue
         rendered = render_issue(issue, settings)
         pages.append(Page(rendered.slug, rendered.subject, issue.date, rendered.preheader,
-                          public_html(rendered, settings)))
+                          public_html(rendered, settings), rendered.assets))
         if progress is not None:
             progress(len(pages), len(paths))
     pages.sort(key=lambda p: (p.date, p.slug), reverse=True)
@@ -219,6 +222,7 @@ def _write(out: Path, pages: list[Page], index: str, feed: bytes) -> None:
             (tmp / page.filename).write_text(page.html, encoding="utf-8")
         (tmp / "index.html").write_text(index, encoding="utf-8")
         (tmp / "feed.xml").write_bytes(feed)
+        copy_assets([a for page in pages for a in page.assets], tmp / ASSETS_FOLDER)
         (tmp / MARKER).write_text("written by `newsletter archive`; replaced on each run\n",
                                   encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a web server must read it

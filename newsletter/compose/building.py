@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter.compose.images import copy_assets
 from newsletter.compose.issue import load_issue
 from newsletter.compose.render import render_issue
 from newsletter.config import Settings
@@ -17,6 +18,7 @@ from newsletter.errors import IssueError, NewsletterError
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides the rest behind "[Message clipped]"
 WARN_BYTES = 90 * 1024  # leave room for what providers add (tracking links)
+ASSETS_FOLDER = "images"  # local pictures, in `build --out` and in the archive alike
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ def build_issues(paths: Iterable[Path], settings: Settings, out: Path) -> list[B
         built.append(Built(r.slug, html_path, text_path, len(r.html.encode()),
                            len(r.text.encode())))
     write_all(files)
+    try:  # local pictures beside the HTML, as the archive publishes them
+        copy_assets([a for r in rendered for a in r.assets], out / ASSETS_FOLDER)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write: {exc.strerror or exc}",
+                              file=exc.filename or out / ASSETS_FOLDER) from None
     return built
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +27,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from newsletter.compose.images import check_image_file, is_local
 from newsletter.compose.markdown import permissive_parser
 from newsletter.errors import IssueError, NewsletterError
 
@@ -61,7 +64,36 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _image_source(value: str) -> str:
+    """A web address, or a file path (relative to the issue file) that the loader resolves."""
+    if not is_local(value.strip()):
+        return _web_url(value)
+    value = _one_line(value.strip())
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name` (e.g. America/Toronto), or ValueError saying what is wrong."""
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        near = difflib.get_close_matches(name.strip(), sorted(available_timezones()), n=1,
+                                         cutoff=0.7)
+        hint = f" (did you mean '{near[0]}'?)" if near else (
+            " (an IANA name such as America/Toronto, Europe/Paris or UTC)")
+        raise ValueError(f"unknown time zone {name!r}{hint}") from None
+
+
+def _zone_name(value: str) -> str:
+    zone(value)
+    return value.strip()
+
+
 WebURL = Annotated[str, AfterValidator(_web_url)]
+ImageSource = Annotated[str, AfterValidator(_image_source)]
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
 Line = Annotated[str, AfterValidator(_not_blank), AfterValidator(_one_line)]
 Text = Annotated[str, AfterValidator(_not_blank)]
 
@@ -71,9 +103,15 @@ class _Strict(BaseModel):
 
 
 class Image(_Strict):
-    src: WebURL
+    # A web address, or a picture file: relative to the issue file as written, absolute once
+    # loaded (build resizes it and publishes it under links.assets).
+    src: ImageSource
     alt: Text
     width: int | None = Field(default=None, gt=0, le=1200)
+
+    @property
+    def is_local(self) -> bool:
+        return is_local(self.src)
 
 
 class Featured(_Strict):
@@ -97,6 +135,28 @@ class Event(_Strict):
     date: dt.datetime | dt.date
     url: WebURL | None = None
     location: Line | None = None
+    # The zone of the time when it is not the newsletter's (newsletter.timezone).
+    timezone: ZoneName | None = None
+
+    def localized(self, default: str | dt.tzinfo) -> Event:
+        """This event with its time in its zone: its own `timezone`, else an offset written
+        in the date (2011-06-22T14:00-04:00), else `default`. A date without a time stays
+        a date (no zone is shown for it)."""
+        if not isinstance(self.date, dt.datetime):
+            return self
+        if self.timezone:
+            tz = zone(self.timezone)
+            when = self.date.astimezone(tz) if self.date.tzinfo else self.date.replace(tzinfo=tz)
+        elif self.date.tzinfo is None:
+            tz = zone(default) if isinstance(default, str) else default
+            when = self.date.replace(tzinfo=tz)
+        else:  # a written offset: shown as UTC-07:00 (a reader knows no zone by "-07:00")
+            offset = self.date.utcoffset() or dt.timedelta(0)
+            sign, rest = ("-", -offset) if offset < dt.timedelta(0) else ("+", offset)
+            hours, minutes = divmod(int(rest.total_seconds()) // 60, 60)
+            name = f"UTC{sign}{hours:02d}:{minutes:02d}" if offset else "UTC"
+            when = self.date.replace(tzinfo=dt.timezone(offset, name))
+        return self.model_copy(update={"date": when})
 
     @field_validator("date", mode="before")
     @classmethod
@@ -155,6 +215,8 @@ def issue_from_data(data: Any, path: Path) -> Issue:
                 problems.append(problem)
     if issue is not None:
         problems.extend(_markdown_problems(issue, data, path))
+        issue, image_problems = _resolve_images(issue, data, path)
+        problems.extend(image_problems)
     if problems:
         problems.sort(key=lambda p: p.line or 0)
         raise IssueError(problems)
@@ -201,11 +263,8 @@ def _parse_yaml(text: str, path: Path) -> Any:
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise IssueError([NewsletterError(f"malformed YAML: {problem}", file=path, line=line)]) \
-            from None
+        line, message = explain_yaml_error(exc, text)
+        raise IssueError([NewsletterError(message, file=path, line=line)]) from None
     except (YAMLError, ValueError) as exc:
         # ruamel raises ValueError for timestamps such as 2011-13-45
         raise IssueError([NewsletterError(f"malformed YAML: {exc}", file=path)]) from None
@@ -214,6 +273,106 @@ def _parse_yaml(text: str, path: Path) -> Any:
             "the file has no fields; start from `newsletter new`", file=path, line=1,
         )])
     return data
+
+
+_QUOTE_CLOSED_EARLY = ("text continues after the closing quote in line {line}: put the whole "
+                       'value inside the quotes (write \\" for a quote mark inside "...")')
+
+
+def explain_yaml_error(exc: Any, text: str) -> tuple[int | None, str]:
+    """(1-based line, advice) for a ruamel parse error: what is wrong in the words of someone
+    editing the file, and how to fix it, instead of the parser's vocabulary."""
+    problem = str(exc.problem or exc.context or "")
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    column = mark.column if mark else 0
+    lines = text.splitlines()
+    here = lines[line - 1] if line and line <= len(lines) else ""
+    before = [(n, t) for n, t in enumerate(lines[: (line or 1) - 1], 1) if t.strip()
+              and not t.lstrip().startswith("#")]
+
+    def indent(t: str) -> int:
+        return len(t) - len(t.lstrip(" "))
+
+    def key_column(t: str) -> int:  # "  - title:" and "    body:" both start at 4
+        return len(t) - len(t.lstrip(" -"))
+
+    if "\t" in here and ("cannot start any token" in problem or "\\t" in problem):
+        return line, f"a tab character in line {line}: indent with spaces, not tabs"
+    if problem.startswith("found character") and "cannot start any token" in problem:
+        char = problem.split("'")[1] if "'" in problem else "this character"
+        key = here.split(":", 1)[0].strip().lstrip("- ").strip() if ":" in here else "title"
+        return line, (f"a value cannot start with {char}: put it in quotes "
+                      f'(e.g. {key}: "{char}...")')
+    if "found undefined alias" in problem or "found undefined tag" in problem:
+        return line, ("a value cannot start with * or ! (YAML reads a reference): "
+                      "put it in quotes")
+    if "duplicate key" in problem:
+        key = problem.split('"')[1] if '"' in problem else "a field"
+        first = exc.context_mark.line + 1 if exc.context_mark else None
+        if key.startswith("-"):
+            return line, (f"'{key}': put a space after the dash of a list item "
+                          f"('- {key[1:]}')")
+        same = [n for n, t in before if key_column(t) == key_column(here)
+                and t.strip().lstrip("- ").startswith(f"{key}:") and (first or 0) <= n]
+        also = f" (also on line {same[-1]})" if same else ""
+        return line, f"'{key}' appears twice in the same entry{also}: keep only one"
+    if "while scanning a quoted scalar" in str(exc.context or ""):
+        start = exc.context_mark.line + 1 if exc.context_mark else line
+        return start, (f"the quote opened on line {start} is never closed: end the text "
+                       "with the same quote mark")
+    if "mapping values are not allowed here" in problem:
+        key, _, value = here.partition(":")
+        colon_in_value = column > len(key) and ": " in here[len(key) + 1:] + " "
+        if colon_in_value and value.lstrip().startswith(('"', "'")):
+            return line, _QUOTE_CLOSED_EARLY.format(line=line)
+        if colon_in_value:
+            name = key.strip().lstrip("- ").strip() or "value"
+            fixed = value.strip().replace('"', '\\"')
+            return line, (f"a colon inside the {name}: put the {name} in quotes, "
+                          f'e.g. {name}: "{fixed}"')
+        if before and ":" not in before[-1][1].split("#")[0]:
+            n, _ = before[-1]
+            return n, f"line {n} has no colon: write the field name, a colon, then the value"
+        if before and indent(here) > indent(before[-1][1]):
+            return line, (f"line {line} is indented differently from the lines above it: "
+                          "fields of one entry start in the same column")
+        return line, f"a colon inside the value of line {line}: put the value in quotes"
+    if "expected <block end>, but found '<block mapping start>'" in problem or (
+            "expected <block end>, but found '<block sequence start>'" in problem):
+        return line, (f"line {line} is indented differently from the lines above it: "
+                      "fields of one entry start in the same column")
+    if "expected <block end>, but found '-'" in problem:
+        return line, (f"line {line} starts a list item ('- ') where a field (name: value) "
+                      "belongs: indent list items under their field (e.g. more:)")
+    if "expected <block end>, but found '<scalar>'" in problem and \
+            here.partition(":")[2].lstrip().startswith(("{", "[")):
+        return line, ("a value starting with { or [ is read as a mapping or list: close it, "
+                      "or put the value in quotes")
+    if "expected <block end>, but found '<scalar>'" in problem:
+        # A quote left open earlier swallows the lines up to the next quote mark, so the
+        # parser trips over the text after it: name the line that opened it.
+        for n, t in reversed(before):
+            for quote in ('"', "'"):
+                if t.split(": ", 1)[-1].lstrip().startswith(quote) and \
+                        t.replace("\\" + quote, "").count(quote) % 2:
+                    return n, (f"the quote opened on line {n} is never closed: end the text "
+                               "with the same quote mark")
+        return line, _QUOTE_CLOSED_EARLY.format(line=line)
+    if "could not find expected ':'" in problem:
+        line = exc.context_mark.line + 1 if exc.context_mark else line
+        before = [(n, t) for n, t in before if n < (line or 0)]
+        blocks = [n for n, t in before if re.search(r":\s*[|>][-+]?\s*(#.*)?$", t)]
+        if blocks:
+            return line, (f"line {line} is not indented under the text block started on line "
+                          f"{blocks[-1]} (indent every line of it more than its field name), "
+                          "or it lacks a colon after its field name")
+        return line, f"line {line} has no colon: write the field name, a colon, then the value"
+    if "flow mapping" in str(exc.context or "") or "flow sequence" in str(exc.context or ""):
+        line = exc.context_mark.line + 1 if exc.context_mark else line
+        return line, ("a value starting with { or [ is read as a mapping or list: close it, "
+                      "or put the value in quotes")
+    return line, f"malformed YAML: {problem or 'cannot parse'}"
 
 
 def _plain(value: Any) -> Any:
@@ -318,6 +477,27 @@ def _explain(err: dict, data: Any, path: Path) -> NewsletterError:
     if kind.startswith(("date", "datetime")) and "input" in err:
         message += f" (got {err['input']!r})"
     return NewsletterError(message, file=path, line=line_of(data, loc), field=_field_name(loc))
+
+
+def _resolve_images(issue: Issue, data: Any, path: Path) -> tuple[Issue, list[NewsletterError]]:
+    """Local pictures: resolved against the issue's folder, each checked to be a readable
+    picture (a missing file or a text file renamed .jpg is an error at its line)."""
+    problems: list[NewsletterError] = []
+    featured = []
+    for i, story in enumerate(issue.featured):
+        if story.image is None or not story.image.is_local:
+            featured.append(story)
+            continue
+        file = (path.parent / Path(story.image.src).expanduser()).resolve()
+        why = check_image_file(file)
+        if why is not None:
+            loc = ("featured", i, "image", "src")
+            problems.append(NewsletterError(
+                f"{why} (a path is relative to the issue file's folder)", file=path,
+                line=line_of(data, loc), field=_field_name(loc)))
+        image = story.image.model_copy(update={"src": str(file)})
+        featured.append(story.model_copy(update={"image": image}))
+    return issue.model_copy(update={"featured": featured}), problems
 
 
 # -- Markdown links ----------------------------------------------------------------------------

@@ -8,15 +8,18 @@ document (templates/email.mjml.j2) -> mjml-python -> premailer inlines the CSS
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError, TemplateNotFound
 from mjml import mjml2html
 
+from newsletter.compose.images import Asset, default_cache, is_local, prepare_image
 from newsletter.compose.inline import inline_css
 from newsletter.compose.issue import Issue
 from newsletter.compose.templates import environment
@@ -43,6 +46,10 @@ class Rendered:
     preheader: str | None
     html: str
     text: str
+    # What the checks read besides the parts: the issue as rendered (event times in their
+    # zone) and the local pictures the HTML refers to (published under links.assets).
+    issue: Issue | None = dataclasses.field(default=None, compare=False, repr=False)
+    assets: tuple[Asset, ...] = dataclasses.field(default=(), compare=False, repr=False)
 
     def personalise(self, unsubscribe_url: str) -> tuple[str, str]:
         """(html, text) for one recipient: the placeholder replaced by their own unsubscribe
@@ -138,7 +145,11 @@ def render_text(issue: Issue, settings: Settings) -> str:
 
 def render_issue(issue: Issue, settings: Settings, *, inline: bool = True) -> Rendered:
     """Render one issue to its HTML (CSS inlined unless `inline=False`) and plain text."""
-    html = mjml_to_html(render_mjml(issue, settings))
+    issue = issue.model_copy(update={
+        "events": [event.localized(settings.timezone) for event in issue.events]})
+    shown, shown_settings, sources = _mark_local_images(issue, settings)
+    html = mjml_to_html(render_mjml(shown, shown_settings))
+    html, assets = _publish_local_images(html, sources, settings)
     if inline:
         html = inline_css(html)
     return Rendered(
@@ -146,5 +157,64 @@ def render_issue(issue: Issue, settings: Settings, *, inline: bool = True) -> Re
         subject=issue.subject,
         preheader=issue.preheader,
         html=html,
-        text=render_text(issue, settings),
+        text=render_text(shown, shown_settings),
+        issue=issue,
+        assets=assets,
     )
+
+
+# A local picture's src while the email is rendered: its display width is only known from the
+# <img> MJML writes, and the published name depends on that width.
+_LOCAL_MARK = "https://local-picture.invalid/"
+_LOCAL_IMG = re.compile(r"<img\b[^>]*>", re.I)
+
+
+def _mark_local_images(issue: Issue, settings: Settings) -> tuple[Issue, Settings, list[Path]]:
+    sources: list[Path] = []
+
+    def mark(src: str) -> str:
+        sources.append(Path(src))
+        return f"{_LOCAL_MARK}{len(sources) - 1}"
+
+    featured = [
+        story.model_copy(update={"image": story.image.model_copy(
+            update={"src": mark(story.image.src)})})
+        if story.image is not None and story.image.is_local else story
+        for story in issue.featured
+    ]
+    logo = settings.theme.logo
+    if logo is not None and is_local(logo.src):
+        theme = dataclasses.replace(settings.theme, logo=dataclasses.replace(
+            logo, src=mark(logo.src)))
+        settings = dataclasses.replace(settings, theme=theme)
+    if not sources:
+        return issue, settings, sources
+    return issue.model_copy(update={"featured": featured}), settings, sources
+
+
+def _publish_local_images(html: str, sources: list[Path],
+                          settings: Settings) -> tuple[str, tuple[Asset, ...]]:
+    """Each marked <img>: its picture processed for the width it is shown at, its src the
+    picture's public address (links.assets + name)."""
+    if not sources:
+        return html, ()
+    base = settings.assets_url
+    if not base:
+        raise RenderError("a local picture needs a public address: set [links] assets (or "
+                          "archive) in newsletter.toml", field="links.assets")
+    cache = default_cache(settings.root)
+    assets: dict[str, Asset] = {}
+
+    def publish(match: re.Match) -> str:
+        tag = match.group(0)
+        found = re.search(rf'src="{re.escape(_LOCAL_MARK)}(\d+)"', tag)
+        if not found:
+            return tag
+        width = re.search(r'\bwidth="(\d+)', tag)
+        source = sources[int(found.group(1))]
+        asset = prepare_image(source, int(width.group(1)) if width else 600, cache)
+        assets[asset.name] = asset
+        return tag.replace(found.group(0), f'src="{base}{asset.name}"')
+
+    html = _LOCAL_IMG.sub(publish, html)
+    return html, tuple(assets.values())

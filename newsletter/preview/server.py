@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import mimetypes
 import re
 import secrets
 import sys
@@ -161,6 +162,35 @@ def _frame_html(html: str) -> str:
     return new if n else base + html
 
 
+_DARK_QUERY = re.compile(r"\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
+# Clients that ignore an email's own dark styles (Gmail's apps, Outlook.com) invert its
+# colours themselves; this is a fair likeness: light backgrounds turn dark, pictures stay.
+_FORCED_DARK = ("<style>html{filter:invert(1) hue-rotate(180deg);background:#fff}"
+                "img{filter:invert(1) hue-rotate(180deg)}</style>")
+
+
+def dark_html(html: str) -> tuple[str, str]:
+    """The email as a mail client in dark mode shows it, and a sentence saying which kind.
+
+    With `@media (prefers-color-scheme: dark)` rules (as the default template has), those
+    rules apply, as in Apple Mail, iOS Mail and Outlook for Mac. Without them, the colours
+    are inverted, as clients that force a dark mode do."""
+    scheme = '<meta name="color-scheme" content="dark"><style>:root{color-scheme:dark}</style>'
+    if _DARK_QUERY.search(html):
+        styled = _DARK_QUERY.sub("(min-width: 0px)", html)
+        hint = ("Dark: the email's own dark-mode styles applied, as Apple Mail, iOS Mail and "
+                "Outlook for Mac show it to readers who use dark mode.")
+        extra = scheme
+    else:
+        styled = html
+        hint = ("Dark: this email has no dark-mode styles, so clients that force dark mode "
+                "(Gmail's apps, Outlook.com) invert its colours, roughly like this.")
+        extra = scheme + _FORCED_DARK
+    new, n = re.subn(r"(<head\b[^>]*>)", lambda m: m.group(1) + extra, styled, count=1,
+                     flags=re.IGNORECASE)
+    return (new if n else extra + styled), hint
+
+
 def check_findings(rendered: Any, settings: Settings) -> dict[str, Any]:
     """run_checks offline, as the page shows them; never raises."""
     return _checks_payload(_offline_findings(rendered, settings))
@@ -201,6 +231,7 @@ class _State:
     checks: dict[str, Any] = field(default_factory=lambda: {"state": "pending", "findings": []})
     full_send: dict[str, Any] | None = None  # preflight of a send to all, after the checks
     updated: float = 0.0
+    pictures: dict[str, Path] = field(default_factory=dict)  # name -> processed file
 
 
 def _default_render(issue_path: Path, settings: Settings) -> Any:
@@ -254,6 +285,11 @@ class Preview:
 
         unsubscribe = _sample_unsubscribe_url(settings)
         html, text = rendered.personalise(unsubscribe)
+        # Local pictures are not published yet: the page shows them from the build cache.
+        pictures = {a.name: a.path for a in getattr(rendered, "assets", ())}
+        for name in pictures:
+            html = html.replace(f"{settings.assets_url}{name}", f"/images/{name}")
+        dark, dark_hint = dark_html(_frame_html(html))
         date = getattr(issue, "date", None)
         email = {
             "slug": rendered.slug, "subject": rendered.subject,
@@ -261,6 +297,7 @@ class Preview:
             "from_name": settings.from_name, "from_email": settings.from_email,
             "date": date.isoformat() if date else None,
             "html": _frame_html(html), "text": text,
+            "html_dark": dark, "dark_hint": dark_hint,
             # measured as `build` and `check` measure it (a personalised copy differs by the
             # length of one unsubscribe URL)
             "html_bytes": len(rendered.html.encode("utf-8")),
@@ -273,6 +310,7 @@ class Preview:
             render_id = s.render_id
             s.settings = s.good_settings = settings
             s.rendered, s.email, s.error = rendered, email, None
+            s.pictures = pictures
             s.checks = {"state": "pending", "findings": [], "message": None}
             s.full_send = None
             self._publish()
@@ -330,6 +368,11 @@ class Preview:
             self._cond.wait_for(lambda: self._state.seq > after_seq or self._stop.is_set(),
                                 timeout=timeout)
             return self._state.seq
+
+    def picture(self, name: str) -> Path | None:
+        """The processed file of a local picture of the current render, by published name."""
+        with self._cond:
+            return self._state.pictures.get(name)
 
     @property
     def stopping(self) -> bool:
@@ -575,6 +618,17 @@ class _Handler(BaseHTTPRequestHandler):
                            {"Content-Security-Policy": "script-src 'none'"})
             else:
                 self._send(200, email["text"].encode(), "text/plain; charset=utf-8")
+        elif path.startswith("/images/"):
+            file = preview.picture(path.removeprefix("/images/"))
+            try:
+                body = file.read_bytes() if file is not None else None
+            except OSError:
+                body = None
+            if body is None:
+                self._send(404, b"no such picture in this issue\n", "text/plain; charset=utf-8")
+            else:
+                ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+                self._send(200, body, ctype)
         elif path == "/favicon.ico":
             self._send(204, b"", "image/x-icon")
         else:

@@ -23,9 +23,10 @@
 
   // -- views -------------------------------------------------------------------------------
   function setView(name) {
-    view = ["desktop", "phone", "text"].includes(name) ? name : "desktop";
+    view = ["desktop", "phone", "dark", "text"].includes(name) ? name : "desktop";
     sessionStorage.setItem("preview-view", view);
     $("stage").dataset.view = view;
+    if (state.email) showHtml(view === "dark" ? state.email.html_dark : state.email.html);
     document.querySelectorAll(".seg button").forEach((b) =>
       b.setAttribute("aria-pressed", String(b.dataset.view === view)));
     requestAnimationFrame(() => fit(activeFrame()));
@@ -186,7 +187,8 @@
     $("device").hidden = !s.email;
     if (s.email) {
       drawInbox(s.email);
-      showHtml(s.email.html);
+      showHtml(view === "dark" ? s.email.html_dark : s.email.html);
+      $("dark-hint").textContent = s.email.dark_hint || "";
       $("text-part").textContent = s.email.text;
       drawSize(s.email);
       renderId = s.render_id;
@@ -246,7 +248,7 @@
     });
   }
 
-  setView(view);
   draw(state);
+  setView(view);
   connect();
 })();

@@ -171,8 +171,7 @@ class App:
         found = self.read_token(request, tokens.UNSUBSCRIBE)
         if found is None:
             return self.bad_link()
-        request.form  # noqa: B018 -- reads (and size-checks) the body; its content is not needed
-        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"  # 413 when too large
         source = "one-click" if one_click else "web page"
         try:
             self.store.write(lambda tx: lifecycle.unsubscribe(tx, found[1], "unsubscribe link",

@@ -108,7 +108,9 @@ class Settings:
         value = self.getenv("NEWSLETTER_SECRET")
         if not value:
             raise ConfigError(
-                "not set: put a long random string in NEWSLETTER_SECRET (environment or .env)",
+                "not set: `newsletter init` writes one into .env, or put the output of "
+                "python3 -c \"import secrets; print(secrets.token_urlsafe(32))\" in "
+                "NEWSLETTER_SECRET (environment or .env)",
                 field="NEWSLETTER_SECRET",
             )
         return value

@@ -101,13 +101,21 @@ def read_token(token: str, *, purpose: str, list_id: str, secrets: Iterable[str]
     return email
 
 
+# `newsletter serve`'s default port: no common local mail catcher uses it (MailHog and
+# Mailpit 1025/8025, MailCatcher and MailDev 1025/1080, smtp4dev 25/5000/80, GreenMail
+# 3025-3995/8080, Inbucket 2500/9000), so both can run side by side on one machine.
+DEFAULT_PORT = 8780
+# Links point here when [links] public is not set (a local trial).
+LOCAL_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
 def link(base_url: str, path: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/{path}?t={token}"
 
 
 def unsubscribe_url(settings, email: str) -> str:
     """The per-recipient unsubscribe link (settings: newsletter.config.Settings)."""
-    base = settings.public_url or "http://127.0.0.1:8025"
+    base = settings.public_url or LOCAL_URL
     token = make_token(email, purpose=UNSUBSCRIBE, list_id=settings.list_id,
                        secret=settings.secret)
     return link(base, "unsubscribe", token)
@@ -115,11 +123,11 @@ def unsubscribe_url(settings, email: str) -> str:
 
 def unsubscribe_urls(settings) -> Callable[[str], str]:
     """unsubscribe_url(settings, email) as a function of the address, built once per send."""
-    base = link(settings.public_url or "http://127.0.0.1:8025", "unsubscribe", "")
+    base = link(settings.public_url or LOCAL_URL, "unsubscribe", "")
     return token_maker(purpose=UNSUBSCRIBE, list_id=settings.list_id, secret=settings.secret,
                        before=base)
 
 
 def confirm_url(settings, email: str) -> str:
     token = make_token(email, purpose=CONFIRM, list_id=settings.list_id, secret=settings.secret)
-    return link(settings.public_url or "http://127.0.0.1:8025", "confirm", token)
+    return link(settings.public_url or LOCAL_URL, "confirm", token)

@@ -66,6 +66,7 @@ def run_checks(
         *links.check_links(places, probes, web_copy=view_online),
         *images.check_images(doc, probes),
         *content.check_subject(rendered.subject, rendered.preheader),
+        *content.check_settings(settings),
         *content.check_footer(doc, settings.postal_address),
         *content.check_web_copy(doc, view_online, settings.archive_url),
         *content.check_text_twin(doc),

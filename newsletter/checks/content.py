@@ -32,6 +32,16 @@ def check_subject(subject: str, preheader: str | None) -> list[Finding]:
     return findings
 
 
+def check_settings(settings) -> list[Finding]:
+    """Placeholders `newsletter init --yes` wrote are errors: mail from example.org, a made-up
+    postal address or unsubscribe links to nowhere must not reach a subscriber."""
+    from newsletter.project import unfinished_settings
+
+    return [error("compliance", f"{field} is still the placeholder {value!r} of "
+                  "`newsletter init`: set the real value in newsletter.toml", field)
+            for field, value in unfinished_settings(settings)]
+
+
 def _letters(text: str) -> str:
     """Only letters and digits, lower-cased: an address split by <br> or commas still matches."""
     return re.sub(r"[\W_]+", "", text.casefold())

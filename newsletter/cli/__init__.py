@@ -18,6 +18,7 @@ def main() -> None:
 
     \b
     Example:
+      newsletter init my-newsletter
       newsletter new --date 2011-06-01
       newsletter build issues/2011-05.yaml
       newsletter send issues/2011-05.yaml --test
@@ -29,7 +30,7 @@ def _register() -> None:
 
     # Each family module imports only click at the top; its heavy imports wait in the
     # command bodies, so registering every command costs a build nothing measurable.
-    for module in ("build", "add", "send", "subscribers", "check", "preview", "serve",
+    for module in ("init", "build", "add", "send", "subscribers", "check", "preview", "serve",
                    "archive"):
         for command in import_module(f"newsletter.cli.{module}").COMMANDS:
             main.add_command(command)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from newsletter.cli.common import load_settings, reports_errors
+from newsletter.tokens import DEFAULT_PORT
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (keep 127.0.0.1 behind a reverse proxy).")
-@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535),
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64),
               help="Worker threads (each has its own database connection).")
@@ -27,7 +28,7 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None
     \b
     Example:
       newsletter serve
-      newsletter serve --port 8025 --threads 16 --trusted-proxy 127.0.0.1
+      newsletter serve --port 8780 --threads 16 --trusted-proxy 127.0.0.1
     """
     import logging
 

@@ -63,13 +63,13 @@ def validate_addresses(addresses: Iterable[str], field: str) -> list[str]:
 
 
 def _test_unsubscribe_url(settings, email: str) -> str:
-    from newsletter.tokens import unsubscribe_url
+    from newsletter.tokens import LOCAL_URL, unsubscribe_url
 
     try:
         return unsubscribe_url(settings, email)
     except ConfigError:
         # A new user without NEWSLETTER_SECRET can still try a test send; the link is inert.
-        base = (settings.public_url or "http://127.0.0.1:8025").rstrip("/")
+        base = (settings.public_url or LOCAL_URL).rstrip("/")
         return f"{base}/unsubscribe?t=test-send"
 
 

@@ -301,8 +301,8 @@ def create_app(settings: Settings, **kwargs: Any) -> App:
     return App(settings, **kwargs)
 
 
-def make_server(app: App, *, host: str = "127.0.0.1", port: int = 8025, threads: int = 8,
-                trusted_proxy: str | None = None):
+def make_server(app: App, *, host: str = "127.0.0.1", port: int = tokens.DEFAULT_PORT,
+                threads: int = 8, trusted_proxy: str | None = None):
     """A waitress server (not yet running: call `.run()`; `.close()` from another thread).
 
     With `trusted_proxy` (the reverse proxy's address), waitress takes the client address

@@ -59,8 +59,7 @@ def test_import_output_when_not_a_terminal_is_exactly_the_summary(project):
     (project / "members.csv").write_text(MEMBERS, encoding="utf-8")
     result = CliRunner().invoke(main, ["subscribers", "import", "members.csv"])
     assert result.exit_code == 0
-    assert result.stdout == ("members.csv: 2 added, 0 updated, 0 unchanged, 0 resubscribed,"
-                             " 0 kept unsubscribed, 1 skipped\n")
+    assert result.stdout == "members.csv (CSV): 3 rows: 2 added active; 1 skipped\n"
     assert result.stderr == ("members.csv:3: email: skipped: 'bad-address': An email address"
                              " must have an @-sign.\n")
 

@@ -338,7 +338,8 @@ def test_subscribers_import_list_show_remove(project, settings):
 def test_import_without_email_column(project):
     (project / "m.csv").write_text("mail,name\na@example.org,A\n", encoding="utf-8")
     line = one_line_error(run("subscribers", "import", "m.csv"))
-    assert line == "m.csv:1: no 'email' column (found: 'mail', 'name')"
+    assert line == ("m.csv:1: no 'email' column (found: 'mail', 'name'; "
+                    "say which with --email-column)")
 
 
 def test_import_not_utf8(project, settings):

@@ -1,6 +1,9 @@
-"""`newsletter subscribers ...`: import, list, remove, show (over newsletter.store)."""
+"""`newsletter subscribers ...`: import, export, list, remove, show (over newsletter.store)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
@@ -28,6 +31,7 @@ def subscribers() -> None:
     \b
     Example:
       newsletter subscribers import members.csv
+      newsletter subscribers export subscribers.csv
       newsletter subscribers list --status active
       newsletter subscribers show ann@example.org
       newsletter subscribers remove ann@example.org
@@ -36,22 +40,34 @@ def subscribers() -> None:
 
 @subscribers.command("import")
 @click.argument("file", metavar="FILE.csv")
+@click.option("--email-column", metavar="COL",
+              help="The column that holds the address (for a CSV no format is recognised in).")
+@click.option("--name-column", metavar="COL", help="The column that holds the name.")
 @click.option("--resubscribe", is_flag=True,
               help="Re-activate addresses that unsubscribed or were suppressed (only with "
                    "their fresh consent). Per row: a 'resubscribe' column with yes/true/1.")
 @reports_errors
-def import_(file: str, resubscribe: bool) -> None:
-    """Add or update subscribers from a UTF-8 CSV with an 'email' column (optional 'name').
+def import_(file: str, email_column: str | None, name_column: str | None,
+            resubscribe: bool) -> None:
+    """Add or update subscribers from a CSV file.
 
-    Addresses are validated and normalised; bad rows are reported by line and skipped.
-    Importing again updates names and never duplicates anyone. Someone who unsubscribed
-    stays unsubscribed unless their row has resubscribe=yes or --resubscribe is given.
-    The consent record is 'import:<file name>' at the time of the import. On a terminal,
-    a progress bar (rows and rows/s) is shown on stderr while the file is read.
+    FILE.csv is an export of Mailchimp, Substack, listmonk or Buttondown as it comes (recognised
+    by its header), a file written by `newsletter subscribers export`, or any CSV with an
+    'email' column (optional 'name'); for other column names use --email-column and
+    --name-column. Comma, semicolon or tab separated; UTF-8 with or without a BOM.
+
+    Each export's consent record (opt-in and confirmation times and IP addresses) is kept,
+    with the file it came from. Rows the export marks as unsubscribed, cleaned, blocklisted or
+    disabled are imported as unsubscribed or suppressed, never active. Importing again updates
+    names and never duplicates anyone; someone who unsubscribed here stays unsubscribed unless
+    their row has resubscribe=yes or --resubscribe is given. Bad rows are reported by line and
+    skipped. On a terminal, a progress bar is shown on stderr.
 
     \b
     Example:
-      newsletter subscribers import members.csv
+      newsletter subscribers import subscribed_members_export_6f2c1a.csv
+      newsletter subscribers import unsubscribed_members_export_6f2c1a.csv
+      newsletter subscribers import crm.csv --email-column "E-mail" --name-column "Full name"
       newsletter subscribers import returning.csv --resubscribe
     """
     from newsletter.subscribers.importing import import_csv
@@ -59,14 +75,65 @@ def import_(file: str, resubscribe: bool) -> None:
     with _open() as store:
         # a terminal only: piped output is unchanged
         with terminal_progress("importing", unit="rows") as progress:
-            summary = import_csv(store, file, resubscribe=resubscribe, progress=progress)
+            summary = import_csv(store, file, resubscribe=resubscribe, progress=progress,
+                                 email_column=email_column, name_column=name_column)
     lines = summary.lines()
-    click.echo(f"{file}: {lines[0]}")
+    click.echo(f"{file} ({summary.format}): {lines[0]}")
     for line in lines[1:]:
         click.echo(f"{file}:{line}", err=True)
-    if summary.kept_unsubscribed:
-        click.echo(f"{len(summary.kept_unsubscribed)} address(es) stay unsubscribed"
+    if summary.kept_count:
+        click.echo(f"{summary.kept_count} address(es) stay unsubscribed"
                    " (add resubscribe=yes to their rows to re-activate them)", err=True)
+
+
+@subscribers.command("export")
+@click.argument("file", metavar="[FILE.csv]", required=False,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--status", type=click.Choice(["pending", "active", "unsubscribed", "suppressed"]),
+              help="Only subscribers with this status.")
+@reports_errors
+def export(file: Path | None, status: str | None) -> None:
+    """Write every subscriber with status and consent record as CSV (stdout without FILE).
+
+    The file imports back unchanged with `newsletter subscribers import`. It holds personal
+    data: keep it as carefully as the database.
+
+    \b
+    Example:
+      newsletter subscribers export subscribers.csv
+      newsletter subscribers export --status unsubscribed > unsubscribed.csv
+    """
+    from newsletter.subscribers.importing import export_csv
+
+    with _open() as store:
+        if file is None:
+            n = export_csv(store, sys.stdout, status=status)
+        else:
+            n = _export_to(store, file, status)
+    click.echo(f"{n} subscriber(s){' to ' + str(file) if file else ''}", err=True)
+
+
+def _export_to(store, file: Path, status: str | None) -> int:
+    """Written beside FILE and renamed over it: a failure leaves no half-written file."""
+    import os
+    import tempfile
+
+    from newsletter.subscribers.importing import export_csv
+
+    folder = file.resolve().parent
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{file.name}.", dir=folder)
+    except OSError as exc:
+        raise UserError(f"{file}: cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            n = export_csv(store, out, status=status)
+        os.chmod(temp, 0o600)  # personal data
+        os.replace(temp, file)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return n
 
 
 @subscribers.command("list")
@@ -132,7 +199,7 @@ def show(email: str) -> None:
         raise UserError(f"{address}: not a subscriber")
     for key in ("email", "name", "status", "status_reason", "created_at", "updated_at",
                 "unsubscribed_at", "consent_at", "consent_source", "consent_ip", "consent_form",
-                "confirmed_at"):
+                "confirmed_at", "confirm_ip", "source_file"):
         value = getattr(found, key)
         click.echo(f"{key + ':':<17}{'' if value is None else value}")
 

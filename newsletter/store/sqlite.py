@@ -123,6 +123,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE provider_events RENAME TO events;
     CREATE INDEX events_issue ON events (issue, kind);
     """,
+    # The consent record of an imported export: the IP its tool saw the confirmation from,
+    # and the file the subscriber came from.
+    """
+    ALTER TABLE subscribers ADD COLUMN confirm_ip TEXT;
+    ALTER TABLE subscribers ADD COLUMN source_file TEXT;
+    """,
     # Room for the next tables (e.g. schedules): append a migration, never edit one above.
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

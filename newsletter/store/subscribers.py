@@ -7,7 +7,8 @@ sent to. Addresses are stored normalised (`normalise_email`); the methods expect
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 from newsletter.errors import StoreError
@@ -38,9 +39,12 @@ class Subscriber:
     consent_ip: str | None = None
     consent_form: str | None = None
     confirmed_at: str | None = None
+    confirm_ip: str | None = None  # where an imported export's tool saw the confirmation
+    source_file: str | None = None  # the imported file this subscriber came from
 
 
 _COLUMNS = ", ".join(f.name for f in fields(Subscriber))
+_IN_CHUNK = 500  # addresses per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,41 @@ class SubscribeOutcome:
 
 @dataclass(frozen=True)
 class ImportRow:
+    """One row of an imported file, as the importer mapped it (address normalised)."""
+
+    line: int
     email: str
-    name: str | None
-    has_name: bool  # the file has a name column (else a known name is kept)
-    resubscribe: bool  # re-activate if unsubscribed or suppressed (fresh consent)
+    status: str
+    name: str | None = None
+    has_name: bool = True  # the file has names (without them a known name is kept)
+    status_reason: str | None = None
+    created_at: str | None = None
+    unsubscribed_at: str | None = None
+    consent_at: str | None = None
+    consent_source: str | None = None
+    consent_ip: str | None = None
+    consent_form: str | None = None
+    confirmed_at: str | None = None
+    confirm_ip: str | None = None
+    source_file: str | None = None
+    resubscribe: bool = False  # fresh consent: re-activate if unsubscribed or suppressed
+
+
+# What an import did with one row (`Subscribers.upsert_imported`):
+ADDED = "added"  # new, with the row's status
+OPTED_OUT = "opted_out"  # was active or pending here, the file says opted out: now so
+RESUBSCRIBED = "resubscribed"
+KEPT_UNSUBSCRIBED = "kept_unsubscribed"  # the file says active, but they opted out here
+UPDATED = "updated"
+UNCHANGED = "unchanged"
+REPEAT = "repeat"  # the address appeared earlier in the same file
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    kind: str
+    status: str  # the subscriber's status after the write ("" for a repeat)
+    first_line: int = 0  # for a repeat: the line the address first appeared on
 
 
 class Subscribers:
@@ -233,55 +268,114 @@ class Subscribers:
             return "confirmed"
         return "already" if self.status(email) == ACTIVE else "nothing"
 
-    def upsert_imported(self, rows: Iterable[ImportRow], source: str) -> dict[str, list[str]]:
-        """One chunk of an import, in one transaction. Returns the addresses by outcome:
-        added, updated, unchanged, resubscribed, kept_unsubscribed.
+    # -- imports -------------------------------------------------------------------------
+    @contextmanager
+    def importing(self) -> Iterator[None]:
+        """Around the writes of one imported file: the addresses seen so far live in a
+        temporary table of this connection (on disk: memory stays flat for any file)."""
+        self.conn.execute("DROP TABLE IF EXISTS import_seen")
+        self.conn.execute("CREATE TEMPORARY TABLE import_seen"
+                          " (email TEXT PRIMARY KEY, line INTEGER NOT NULL)")
+        try:
+            yield
+        finally:
+            self.conn.execute("DROP TABLE IF EXISTS import_seen")
 
-        New addresses are added active with consent `source`; a pending address is confirmed
-        (whoever holds the consent record for the import listed it); an unsubscribed or
-        suppressed one stays so unless its row says `resubscribe` (fresh consent: the
-        consent record is replaced); otherwise only the name may change.
+    def upsert_imported(self, rows: Sequence[ImportRow]) -> list[ImportOutcome]:
+        """One chunk of an import (inside `importing()`), in one transaction; one outcome
+        per row. The rules that protect consent:
+
+        - a new address is added with the status and consent record of its row;
+        - someone unsubscribed or suppressed here stays so; only a row that says
+          `resubscribe` (fresh consent) re-activates them, with the row's consent record;
+        - an active or pending subscriber whose row says opted out takes that status;
+        - a pending subscriber the file lists as active becomes active (whoever holds the
+          consent record for the file listed them); otherwise only the name may change;
+        - an address seen earlier in the file is not written again (REPEAT).
         """
-        out: dict[str, list[str]] = {k: [] for k in (
-            "added", "updated", "unchanged", "resubscribed", "kept_unsubscribed")}
+        for row in rows:
+            if row.status not in SUBSCRIBER_STATUSES:
+                raise StoreError(f"unknown subscriber status {row.status!r}", field="status")
         stamp = now()
+        emails = [row.email for row in rows]
+        outcomes: list[ImportOutcome] = []
         with self.conn.transaction():
+            seen: dict[str, int] = {}
+            current: dict[str, tuple[str | None, str]] = {}
+            for start in range(0, len(emails), _IN_CHUNK):
+                part = emails[start:start + _IN_CHUNK]
+                marks = ",".join("?" * len(part))
+                seen.update(self.conn.execute(
+                    f"SELECT email, line FROM import_seen WHERE email IN ({marks})", part))
+                current.update((email, (name, status)) for email, name, status in
+                               self.conn.execute("SELECT email, name, status FROM subscribers"
+                                                 f" WHERE email IN ({marks})", part))
+            new_seen: list[tuple[str, int]] = []
+            inserts: list[tuple] = []
             for row in rows:
-                current = self.conn.execute(
-                    "SELECT name, status FROM subscribers WHERE email = ?", (row.email,)
-                ).fetchone()
-                if current is None:
-                    self.conn.execute(
-                        "INSERT INTO subscribers (email, name, status, created_at, updated_at,"
-                        " consent_at, consent_source, confirmed_at)"
-                        " VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
-                        (row.email, row.name, stamp, stamp, stamp, source, stamp))
-                    out["added"].append(row.email)
+                if row.email in seen:
+                    outcomes.append(ImportOutcome(REPEAT, "", seen[row.email]))
                     continue
-                old_name, status = current
-                name = row.name if row.has_name and row.name else old_name
-                if status in INACTIVE and row.resubscribe:
-                    self.conn.execute(
-                        "UPDATE subscribers SET status = 'active', status_reason = ?, name = ?,"
-                        " updated_at = ?, unsubscribed_at = NULL, consent_at = ?,"
-                        " consent_source = ?, consent_ip = NULL, consent_form = NULL,"
-                        " confirmed_at = ? WHERE email = ?",
-                        (f"resubscribed by {source}", name, stamp, stamp, source, stamp,
-                         row.email))
-                    out["resubscribed"].append(row.email)
-                elif status in INACTIVE:
-                    out["kept_unsubscribed"].append(row.email)
-                elif status == PENDING:
-                    self.conn.execute(
-                        "UPDATE subscribers SET status = 'active', name = ?, updated_at = ?,"
-                        " consent_at = ?, consent_source = ?, confirmed_at = ? WHERE email = ?",
-                        (name, stamp, stamp, source, stamp, row.email))
-                    out["updated"].append(row.email)
-                elif name != old_name:
-                    self.conn.execute(
-                        "UPDATE subscribers SET name = ?, updated_at = ? WHERE email = ?",
-                        (name, stamp, row.email))
-                    out["updated"].append(row.email)
-                else:
-                    out["unchanged"].append(row.email)
-        return out
+                seen[row.email] = row.line
+                new_seen.append((row.email, row.line))
+                if row.email in current:
+                    outcomes.append(self._merge(row, *current[row.email], stamp))
+                    continue
+                off = row.status in INACTIVE
+                inserts.append((
+                    row.email, row.name, row.status, row.status_reason,
+                    row.created_at or stamp, stamp, (row.unsubscribed_at or stamp) if off else None,
+                    row.consent_at or stamp, row.consent_source, row.consent_ip, row.consent_form,
+                    row.confirmed_at, row.confirm_ip, row.source_file))
+                outcomes.append(ImportOutcome(ADDED, row.status))
+            if new_seen:
+                self.conn.execute_many("INSERT INTO import_seen (email, line) VALUES (?, ?)",
+                                       new_seen)
+            if inserts:
+                self.conn.execute_many(
+                    "INSERT INTO subscribers (email, name, status, status_reason, created_at,"
+                    " updated_at, unsubscribed_at, consent_at, consent_source, consent_ip,"
+                    " consent_form, confirmed_at, confirm_ip, source_file)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+        return outcomes
+
+    def _merge(self, row: ImportRow, name: str | None, status: str,
+               stamp: str) -> ImportOutcome:
+        new_name = row.name if row.has_name and row.name else name
+        if status in INACTIVE:
+            if row.status == ACTIVE and row.resubscribe:
+                self.conn.execute(
+                    "UPDATE subscribers SET status = ?, status_reason = ?, name = ?,"
+                    " updated_at = ?, unsubscribed_at = NULL, consent_at = ?,"
+                    " consent_source = ?, consent_ip = ?, consent_form = ?, confirmed_at = ?,"
+                    " confirm_ip = ?, source_file = ? WHERE email = ?",
+                    (ACTIVE, f"resubscribed by {row.consent_source}", new_name, stamp,
+                     row.consent_at or stamp, row.consent_source, row.consent_ip,
+                     row.consent_form, row.confirmed_at, row.confirm_ip, row.source_file,
+                     row.email))
+                return ImportOutcome(RESUBSCRIBED, ACTIVE)
+            if row.status in (ACTIVE, PENDING):
+                return ImportOutcome(KEPT_UNSUBSCRIBED, status)
+            return ImportOutcome(UNCHANGED, status)
+        if row.status in INACTIVE:
+            self.conn.execute(
+                "UPDATE subscribers SET status = ?, status_reason = ?, name = ?,"
+                " updated_at = ?, unsubscribed_at = ? WHERE email = ?",
+                (row.status, row.status_reason, new_name, stamp, row.unsubscribed_at or stamp,
+                 row.email))
+            return ImportOutcome(OPTED_OUT, row.status)
+        if status == PENDING and row.status == ACTIVE:
+            self.conn.execute(
+                "UPDATE subscribers SET status = ?, status_reason = NULL, name = ?,"
+                " updated_at = ?, consent_at = ?, consent_source = ?, consent_ip = ?,"
+                " consent_form = ?, confirmed_at = ?, confirm_ip = ?, source_file = ?"
+                " WHERE email = ?",
+                (ACTIVE, new_name, stamp, row.consent_at or stamp, row.consent_source,
+                 row.consent_ip, row.consent_form, row.confirmed_at or stamp, row.confirm_ip,
+                 row.source_file, row.email))
+            return ImportOutcome(UPDATED, ACTIVE)
+        if new_name != name:
+            self.conn.execute("UPDATE subscribers SET name = ?, updated_at = ? WHERE email = ?",
+                              (new_name, stamp, row.email))
+            return ImportOutcome(UPDATED, status)
+        return ImportOutcome(UNCHANGED, status)

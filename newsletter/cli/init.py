@@ -10,7 +10,7 @@ import click
 from newsletter.cli.common import UserError, reports_errors
 
 
-def _checked(field: str, make):
+def _checked(make):
     """A click value_proc: the answer, or click asks again with the settings' own message."""
 
     def proc(value: str) -> str:
@@ -72,20 +72,20 @@ def init(folder: Path, name: str | None, from_email: str | None, address: str | 
     if not yes:
         if name is None:
             name = click.prompt("Newsletter name", default=base.name,
-                                value_proc=_checked("name", lambda v: Answers(name=v)))
+                                value_proc=_checked(lambda v: Answers(name=v)))
         if from_email is None:
             from_email = click.prompt(
                 "From address (issues are sent from it)", default=PLACEHOLDER_FROM,
-                value_proc=_checked("from", lambda v: Answers(name="x", from_email=v)))
+                value_proc=_checked(lambda v: Answers(name="x", from_email=v)))
         if address is None:
             address = click.prompt(
                 "Postal address (shown in every message)", default=PLACEHOLDER_ADDRESS,
-                value_proc=_checked("address", lambda v: Answers(name="x", postal_address=v)))
+                value_proc=_checked(lambda v: Answers(name="x", postal_address=v)))
         if public_url is None:
             public_url = click.prompt(
                 "Public URL of `newsletter serve` (unsubscribe links)",
                 default=PLACEHOLDER_PUBLIC,
-                value_proc=_checked("url", lambda v: Answers(name="x", public_url=v)))
+                value_proc=_checked(lambda v: Answers(name="x", public_url=v)))
     answers = Answers(name=name or base.name, from_email=from_email or PLACEHOLDER_FROM,
                       postal_address=address or PLACEHOLDER_ADDRESS,
                       public_url=public_url or PLACEHOLDER_PUBLIC)

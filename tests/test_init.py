@@ -13,6 +13,7 @@ from dotenv import dotenv_values
 
 from newsletter.cli import main
 from newsletter.config import load_settings
+from newsletter.deliver.providers import chosen
 from newsletter.project import (
     PLACEHOLDER_ADDRESS,
     PLACEHOLDER_FROM,
@@ -57,7 +58,7 @@ def test_init_yes_writes_a_working_folder(empty):
     assert settings.name == "Acme News" and settings.secret == secret
     assert settings.from_email == PLACEHOLDER_FROM
     assert settings.reviewers == (PLACEHOLDER_FROM,)
-    assert settings.provider == "file"
+    assert chosen(settings) == "file"
     assert [f for f, _ in unfinished_settings(settings)] == [
         "sender.from_email", "newsletter.postal_address", "links.public"]
     # The toml is commented like the project's own.

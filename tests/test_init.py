@@ -165,3 +165,11 @@ def test_serve_port_is_no_mail_catchers():
     assert port == 8780
     assert port not in {25, 80, 1025, 1080, 2500, 5000, 8025, 8080, 9000, *range(3025, 3996)}
     assert f":{port}" in (ROOT / "docs" / "serving.md").read_text()
+
+
+def test_env_example_as_env_with_smtp_url_alone_sends_by_smtp(tmp_path):
+    create_project(tmp_path, Answers(name="X"), secret="s" * 43)
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text(encoding="utf-8"))
+    settings = load_settings(tmp_path / "newsletter.toml",
+                             environ={"SMTP_URL": "smtp://127.0.0.1:2525"})
+    assert chosen(settings) == "smtp"

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from newsletter.checks.document import Document, comparable, is_web, squash
 from newsletter.checks.findings import Finding, error, warning
 from newsletter.compose.render import UNSUBSCRIBE_PLACEHOLDER
+from newsletter.project import unfinished_settings
 
 SUBJECT_MAX = 78  # what most clients show before cutting; also RFC 5322's line advice
 SUBJECT_MIN = 10
@@ -35,8 +36,6 @@ def check_subject(subject: str, preheader: str | None) -> list[Finding]:
 def check_settings(settings) -> list[Finding]:
     """Placeholders `newsletter init --yes` wrote are errors: mail from example.org, a made-up
     postal address or unsubscribe links to nowhere must not reach a subscriber."""
-    from newsletter.project import unfinished_settings
-
     return [error("compliance", f"{field} is still the placeholder {value!r} of "
                   "`newsletter init`: set the real value in newsletter.toml", field)
             for field, value in unfinished_settings(settings)]

@@ -33,7 +33,7 @@ PLACEHOLDER_ADDRESS = "Your organisation, street address, city, postal code, cou
 PLACEHOLDER_PUBLIC = "https://newsletter.example.org"
 
 IGNORED = (".env", "newsletter.db", "newsletter.db-wal", "newsletter.db-shm", "build/",
-           "outbox/", "site/")
+           "outbox/", "site/", ".cache/")  # .cache/: processed local pictures
 
 
 @dataclass(frozen=True)

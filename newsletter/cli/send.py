@@ -47,9 +47,16 @@ def _slug(issue_path: str) -> str:
                    "(they may receive two copies).")
 @click.option("--offline", is_flag=True,
               help="With --all: run the pre-send checks without requesting links.")
+@click.option("--sample", metavar="N|P%",
+              help="With --all: send to a random sample of the subscribers who do not have "
+                   "this issue yet (a number, or a percentage such as 5%); a later --all "
+                   "without it sends the rest.")
+@click.option("--at", "at", metavar="TIME",
+              help="With --all: check now, then send at TIME (ISO 8601, e.g. "
+                   "\"2026-11-03 09:00\", in newsletter.timezone unless it has an offset).")
 @reports_errors
 def send(issue: str, test: bool, to_all: bool, to: tuple[str, ...], yes: bool, force: bool,
-         retry_unknown: bool, offline: bool) -> None:
+         retry_unknown: bool, offline: bool, sample: str | None, at: str | None) -> None:
     """Send ISSUE as a test to reviewers, or to every subscriber, exactly once each.
 
     A send to all is resumable: run the same command again after an interruption and it
@@ -63,6 +70,8 @@ def send(issue: str, test: bool, to_all: bool, to: tuple[str, ...], yes: bool, f
       newsletter send issues/2011-05.yaml --test --to me@example.org
       newsletter send issues/2011-05.yaml --all
       newsletter send issues/2011-05.yaml --all --yes --retry-unknown
+      newsletter send issues/2011-05.yaml --all --sample 5%
+      newsletter send issues/2011-05.yaml --all --at "2026-11-03 09:00"
     """
     if test == to_all:  # neither, or both: never guess which audience was meant
         raise click.UsageError("choose one of --test (reviewers) or --all (every subscriber)")
@@ -71,12 +80,19 @@ def send(issue: str, test: bool, to_all: bool, to: tuple[str, ...], yes: bool, f
         raise click.UsageError("--yes, --force, --retry-unknown and --offline go with --all")
     if mode == "all" and to:
         raise click.UsageError("--to goes with --test; --all sends to every subscriber")
+    if mode == "test" and (sample or at):
+        raise click.UsageError("--sample and --at go with --all")
+    if sample and at:
+        raise click.UsageError("--sample sends now: send the sample first, then schedule the"
+                               " rest with --at")
+    if sample:
+        _sample_size(sample, 1)  # a malformed size is an error before the slow part
     settings = load_settings()
     if mode == "test":
         _send_test(issue, settings, list(to))
     else:
         _send_all(issue, settings, yes=yes, force=force, retry_unknown=retry_unknown,
-                  offline=offline)
+                  offline=offline, sample=sample, at=at)
 
 
 def _send_test(issue: str, settings, to: list[str]) -> None:
@@ -99,10 +115,32 @@ def _send_test(issue: str, settings, to: list[str]) -> None:
         raise UserError(f"{len(bad)} of {len(results)} test copies were not accepted")
 
 
+def _sample_size(spec: str, count: int) -> int:
+    """N, or P% of `count` (rounded up: 5% of 10 is 1), from --sample."""
+    text = spec.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 < share <= 100:
+                raise ValueError
+            return max(1, -int(-count * share // 100))
+        number = int(text)
+        if number < 1:
+            raise ValueError
+        return number
+    except ValueError:
+        raise click.BadParameter("give a number of subscribers (e.g. 500) or a percentage"
+                                 " above 0 (e.g. 5%)", param_hint="--sample") from None
+
+
 def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bool,
-              offline: bool) -> None:
-    from newsletter.deliver import sender
+              offline: bool, sample: str | None = None, at: str | None = None) -> None:
+    from newsletter.deliver import scheduled, sender
     from newsletter.deliver.preflight import preflight, settings_problems
+    from newsletter.deliver.schedule import describe, parse_at
+    from newsletter.deliver.stopping import watching
+
+    when = parse_at(at, scheduled.zone(settings)) if at else None  # before the slow part
 
     # Configuration mistakes are errors before the render, the checks and the question:
     # the signing key, the public address, the provider and its settings (nothing connects).
@@ -127,12 +165,26 @@ def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bo
                         + " (--force sends anyway)")
     for p in found.problems:
         click.echo(f"warning (--force): {p.message}", err=True)
+    count, active = found.recipients, found.active
+    size = _sample_size(sample, count) if sample else None
+    if when is not None:
+        made = scheduled.create(settings, rendered, str(Path(issue).resolve()), when,
+                                offline=offline, force=force)
+        click.echo(f"Scheduled {made.issue} for {describe(made.at, scheduled.zone(settings))}"
+                   f" ({count} recipient(s) now) by {made.scheduled_by}. At that time it is"
+                   " rendered and checked again and sent only if unchanged; `newsletter serve`"
+                   " or `newsletter run-scheduled` starts it. Cancel with `newsletter schedule"
+                   f" cancel {issue}`.")
+        return
     if not yes:
         click.echo(f"Subject: {rendered.subject}")
-        count, active = found.recipients, found.active
         already = f" ({active - count} already have it)" if active != count else ""
-        click.echo(f"Recipients: {count} of {active} active subscribers{already}"
-                   f" {found.where}")
+        if size is not None:
+            click.echo(f"Recipients: a random sample of {min(size, count)} of the {count}"
+                       f" subscribers who do not have it yet{already} {found.where}")
+        else:
+            click.echo(f"Recipients: {count} of {active} active subscribers{already}"
+                       f" {found.where}")
         try:
             confirmed = click.confirm("Send now?", default=False)
         except click.Abort:  # no terminal / end of input counts as no
@@ -143,15 +195,18 @@ def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bo
     stop, restore = _stop_on_ctrl_c()
     progress, finish = _progress_reporter()
     try:
-        report = sender.send_all(rendered, settings, retry_unknown=retry_unknown,
-                                 progress=progress, stop=stop)
+        with watching(settings, rendered.slug, stop) as watch:  # `newsletter stop`
+            report = sender.send_all(rendered, settings, retry_unknown=retry_unknown,
+                                     progress=progress, stop=stop, sample=size)
     finally:
         finish()
         restore()
-    _print_report(report)
+    if watch.requested:
+        click.echo(f"Stop requested by {watch.requested} (`newsletter stop`).", err=True)
+    _print_report(report, sample=size)
 
 
-def _print_report(report) -> None:
+def _print_report(report, sample: int | None = None) -> None:
     parts = ", ".join(f"{n} {name}" for name, n in (
         ("sent", report.sent), ("queued", report.queued), ("rejected", report.rejected),
         ("failed", report.failed), ("unknown", report.unknown)) if n)
@@ -171,6 +226,9 @@ def _print_report(report) -> None:
             click.echo(f"  {email}", err=True)
         if more > 0:
             click.echo(f"  ... and {more} more", err=True)
+    if sample is not None and not report.stopped:
+        click.echo("That was a sample: `newsletter send ISSUE.yaml --all` sends the rest,"
+                   " once each.")
     if report.stopped:
         raise UserError("stopped: the ledger is consistent; run the same command again to"
                         " continue")

@@ -18,9 +18,13 @@ from newsletter.tokens import DEFAULT_PORT
 @click.option("--trusted-proxy", default=None, metavar="IP",
               help="Address of the reverse proxy whose X-Forwarded-For/-Proto are believed "
                    "(for the consent record). Without it those headers are ignored.")
+@click.option("--poll", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              metavar="SECONDS",
+              help="How often to look for scheduled sends that are due.")
 @reports_errors
-def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None:
-    """Serve one-click unsubscribe, subscribe with confirmation, and SendGrid webhooks.
+def serve(host: str, port: int, threads: int, trusted_proxy: str | None, poll: float) -> None:
+    """Serve one-click unsubscribe, subscribe with confirmation, and SendGrid webhooks;
+    start scheduled sends when they are due.
 
     Runs waitress (a production WSGI server). Put it behind an HTTPS reverse proxy and set
     [links] public in newsletter.toml to the address the proxy serves it at.
@@ -32,6 +36,7 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None
     """
     import logging
 
+    from newsletter.deliver.scheduled import Poller
     from newsletter.web.app import create_app, make_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -51,12 +56,14 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None) -> None
     for hook in app.webhooks.values():
         if hook.problem:
             click.echo(f"note: {hook.problem}", err=True)
+    poller = Poller(settings, interval=poll).start()  # scheduled sends, in the background
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+        poller.stop()
 
 
 COMMANDS = [serve]

@@ -196,6 +196,7 @@ class _Run:
     outer_stop: threading.Event | None
     max_attempts: int
     backoff: float
+    remaining: int | None = None  # a sample: rows this run may still claim
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Our own workers take turns at the database: SQLite's busy handler would sleep for
     # milliseconds between retries, a lock hands over at once.
@@ -219,8 +220,12 @@ def send_all(
     connections: int | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     backoff: float = BACKOFF_BASE,
+    sample: int | None = None,
 ) -> SendReport:
     """Send the issue to every active subscriber not yet in a final ledger state.
+
+    `sample`: send to at most this many of them, chosen at random (a canary); a later run
+    without it sends the rest, once each.
 
     `provider`: use this one (one connection; the caller closes it); by default
     `connections` providers from get_provider(settings) work in parallel threads, each
@@ -249,9 +254,13 @@ def send_all(
             if retry_unknown:
                 report.requeued_unknown = ledger.requeue(["unknown"])
             ledger.requeue(["failed"])
-            ledger.seed()
+            if sample is None:
+                ledger.seed()
+            else:
+                ledger.seed_sample(sample)
             counts = ledger.counts()
-            report.to_send = counts["pending"]
+            report.to_send = counts["pending"] if sample is None else min(sample,
+                                                                          counts["pending"])
             report.already_done = sum(counts[s] for s in DONE_STATES)
 
             size = max(1, min(settings.batch_size, min(p.max_batch for p in workers)))
@@ -261,7 +270,7 @@ def send_all(
                 size = max(1, min(size, -(-report.to_send // len(workers))))  # all busy
             run = _Run(slug, settings, issue_campaign(rendered, settings), size,
                        _Pacer(settings.rate_limit), report, progress, threading.Event(),
-                       stop, max_attempts, backoff)
+                       stop, max_attempts, backoff, remaining=sample)
             if progress:
                 progress(report)
             try:
@@ -340,13 +349,23 @@ def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
             if not run.errors:
                 report.stopped = True
             return
+        size = run.size
+        if run.remaining is not None:
+            with run.lock:
+                size = min(size, run.remaining)
+                run.remaining -= size
+            if size <= 0:
+                return
         # One connection (overlap): the batch's links and request are made while the claim
         # commits in a helper thread (Ledger.claim); it returns once that is durable.
         # Several: each worker holds db_lock for its claim only, so they are made after.
         with run.db_lock:
             claimed, skipped, recipients = ledger.claim(
-                run.size, outcomes, recipients_of if overlap else None)
+                size, outcomes, recipients_of if overlap else None)
         outcomes.clear()
+        if run.remaining is not None and len(claimed) < size:
+            with run.lock:  # people dropped at the claim do not use up the sample
+                run.remaining += size - len(claimed)
         if skipped:
             with run.lock:
                 report.skipped += skipped

@@ -12,8 +12,9 @@ One owner per table, each a module with a class over one connection, and the onl
 table: `subscribers.Subscribers` (every status change: subscribe request, confirm,
 unsubscribe, suppress, set_status, import upsert; get/list/pages/counts), `ledger.Ledger`
 (seed, recover, requeue, claim, record, release, counts), `events.Events` (neutral provider
-events, counts per issue), `approvals.Approvals` (test sends). A new table (e.g. schedules)
-is one more such module, a migration in each backend, and a property on `Tables`.
+events, counts per issue), `approvals.Approvals` (test sends), `schedules.Schedules`
+(scheduled sends and stop requests). A new table is one more such module, a migration in
+each backend, and a property on `Tables`.
 
 The table owners write portable SQL (SQLite and PostgreSQL both run it): `?` placeholders,
 `ON CONFLICT DO NOTHING` for insert-if-absent, no backend functions. A backend module
@@ -61,13 +62,15 @@ from newsletter.store.common import (
 )
 from newsletter.store.events import EventCount, Events
 from newsletter.store.ledger import Claimed, Ledger, LedgerRow, Outcomes
+from newsletter.store.schedules import Schedule, Schedules
 from newsletter.store.sqlite import SQLiteBackend
 from newsletter.store.subscribers import ImportRow, SubscribeOutcome, Subscriber, Subscribers
 
 __all__ = [
     "ACTIVE", "DONE_STATES", "IN_FLIGHT", "INACTIVE", "LEDGER_STATES", "PENDING",
     "SUBSCRIBER_STATUSES", "SUPPRESSED", "UNSUBSCRIBED", "Approvals", "Backend", "Claimed",
-    "Connection", "EventCount", "Events", "ImportRow", "Ledger", "LedgerRow", "Outcomes", "Store",
+    "Connection", "EventCount", "Events", "ImportRow", "Ledger", "LedgerRow", "Outcomes",
+    "Schedule", "Schedules", "Store",
     "SubscribeOutcome", "Subscriber", "Subscribers", "Tables", "TestSend", "normalise_email",
     "now", "open_store",
 ]
@@ -111,6 +114,10 @@ class Tables:
     @property
     def approvals(self) -> Approvals:
         return Approvals(self.conn)
+
+    @property
+    def schedules(self) -> Schedules:
+        return Schedules(self.conn)
 
     def ledger(self, issue: str) -> Ledger:
         return Ledger(self.conn, issue)

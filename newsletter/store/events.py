@@ -3,6 +3,7 @@ once each by (provider, event_id), and counted per issue. The only SQL on that t
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from newsletter.deliver.events import EventKind, ProviderEvent
@@ -47,6 +48,26 @@ class Events:
                 " GROUP BY kind", (issue,))
         }
 
+    def of_issue(self, issue: str) -> list[ProviderEvent]:
+        """Every event of one issue, in the order received."""
+        return [
+            ProviderEvent(provider=provider, event_id=event_id, kind=EventKind(kind),
+                          email=email, issue=issue, timestamp=_time(timestamp), reason=reason,
+                          url=url, provider_type=provider_type or "", temporary=bool(temporary))
+            for provider, event_id, kind, email, timestamp, reason, url, provider_type, temporary
+            in self.conn.execute(
+                "SELECT provider, event_id, kind, email, timestamp, reason, url, provider_type,"
+                " temporary FROM events WHERE issue = ? ORDER BY id", (issue,))
+        ]
+
+    def unsubscribed_by_link(self, issue: str) -> set[str]:
+        """Recipients of `issue` who unsubscribed (by link or otherwise) after it was sent
+        to them, by their subscriber status; provider unsubscribe events are in of_issue."""
+        return {row[0] for row in self.conn.execute(
+            "SELECT s.email FROM sends s JOIN subscribers u ON u.email = s.email"
+            " WHERE s.issue = ? AND s.state IN ('sent', 'queued')"
+            " AND u.status = 'unsubscribed' AND u.unsubscribed_at >= s.updated_at", (issue,))}
+
     def unsubscribed_after(self, issue: str) -> int:
         """Recipients of `issue` who unsubscribed after it was sent to them: by link (their
         status changed after their ledger row) or by a provider's unsubscribe event."""
@@ -56,6 +77,10 @@ class Events:
             " AND u.status = 'unsubscribed' AND u.unsubscribed_at >= s.updated_at"
             " UNION SELECT email FROM events WHERE issue = ? AND kind = ?) AS gone",
             (issue, issue, EventKind.UNSUBSCRIBED.value)).fetchone()[0]
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 def _cut(text: str | None) -> str | None:

@@ -116,6 +116,24 @@ class Ledger:
                     (self.issue, stamp, last, upper, ACTIVE)).rowcount
             last = upper
 
+    def seed_sample(self, size: int) -> int:
+        """Make `size` rows pending (a canary): the pending rows already there (an
+        interrupted run's) count first, then active subscribers not yet in the ledger for
+        this issue are added in random order. Returns the number added; a later seed() adds
+        everyone else, and the ledger keeps each address once."""
+        with self.conn.transaction():
+            pending = self.conn.execute(
+                "SELECT COUNT(*) FROM sends WHERE issue = ? AND state = 'pending'",
+                (self.issue,)).fetchone()[0]
+            if size <= pending:
+                return 0
+            return self.conn.execute(
+                "INSERT INTO sends (issue, email, state, attempts, updated_at)"
+                " SELECT ?, u.email, 'pending', 0, ? FROM subscribers u WHERE u.status = ?"
+                " AND NOT EXISTS (SELECT 1 FROM sends s WHERE s.issue = ? AND s.email = u.email)"
+                " ORDER BY random() LIMIT ?",
+                (self.issue, now(), ACTIVE, self.issue, size - pending)).rowcount
+
     def requeue(self, states: Sequence[str]) -> int:
         """Put rows in `states` (e.g. failed, or unknown on purpose) back to pending."""
         for state in states:
@@ -228,6 +246,12 @@ class Ledger:
         return [LedgerRow(*row) for row in self.conn.execute(
             "SELECT email, state, message_id, last_error, attempts, updated_at FROM sends"
             f" WHERE issue = ? ORDER BY {self.conn.row_id}", (self.issue,))]
+
+    def started(self) -> str | None:
+        """When the first recipient had an answer (the database's time format), or None."""
+        return self.conn.execute(
+            "SELECT MIN(updated_at) FROM sends WHERE issue = ? AND state IN ('sent', 'queued')",
+            (self.issue,)).fetchone()[0]
 
     def active_done(self, states: Sequence[str]) -> int:
         """Active subscribers whose row for this issue is in one of `states`."""

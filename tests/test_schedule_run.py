@@ -20,6 +20,7 @@ from newsletter.checks.findings import Finding
 from newsletter.cli import main
 from newsletter.compose.issue import load_issue
 from newsletter.compose.render import render_issue
+from newsletter.config import load_settings
 from newsletter.deliver import scheduled
 from newsletter.deliver.schedule import State, who
 from newsletter.store import open_store
@@ -183,7 +184,7 @@ def test_send_at_checks_then_schedules_and_list_and_cancel(project, settings):
     result = run("send", "issues/2011-05.yaml", "--all", "--offline",
                  "--at", "2099-06-01T09:00-04:00")
     assert result.exit_code == 0, result.output
-    assert "Scheduled 2011-05 for 2099-06-01 13:00 UTC (+00:00)" in result.stdout
+    assert "Scheduled 2011-05 for 2099-06-01 09:00 EDT (-04:00)" in result.stdout  # Toronto
     assert counts(settings.db_path)["sent"] == 0  # nothing sent now
     listed = run("schedule", "list")
     assert listed.exit_code == 0
@@ -226,3 +227,15 @@ def test_new_commands_have_help_with_an_example(project):
         result = run(*command, "--help")
         assert result.exit_code == 0
         assert "newsletter " + " ".join(command) in result.stdout.split("Example", 1)[1]
+
+
+def test_times_are_read_and_shown_in_newsletter_timezone(project, seed_issue):
+    settings = load_settings(project / "newsletter.toml")
+    assert settings.timezone == "America/Toronto"  # the project's setting
+    # read before anything slow: the fall-back hour is ambiguous in Toronto
+    result = run("send", "issues/2011-05.yaml", "--all", "--at", "2099-11-01 01:30")
+    assert result.exit_code == 1 and "happens twice in America/Toronto" in result.stderr
+    rendered = render_issue(load_issue(seed_issue), settings)
+    scheduled.create(settings, rendered, str(seed_issue), dt.datetime(2099, 11, 3, 14, 0,
+                                                                     tzinfo=dt.UTC))
+    assert "2099-11-03 09:00 EST (-05:00)" in run("schedule", "list").stdout

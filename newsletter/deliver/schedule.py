@@ -25,8 +25,9 @@ import re
 import socket
 from collections.abc import Callable
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from newsletter.compose.issue import zone
 from newsletter.errors import NewsletterError
 
 GRACE = dt.timedelta(hours=6)
@@ -74,11 +75,11 @@ def decide(at: dt.datetime, now: dt.datetime, grace: dt.timedelta = GRACE) -> Du
 
 
 def zone_of(name: str) -> ZoneInfo:
+    """The IANA zone `name`, or ScheduleError naming the setting."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(f"unknown time zone {name!r} (an IANA name such as"
-                            " America/Toronto)", field="newsletter.timezone") from None
+        return zone(name)
+    except ValueError as exc:
+        raise ScheduleError(str(exc), field="newsletter.timezone") from None
 
 
 # A date alone ("2026-11-03", "20261103", "2026-W45-2"): a send needs a time too.

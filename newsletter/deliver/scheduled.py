@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
+from zoneinfo import ZoneInfo
 
 from newsletter.checks import run_checks
 from newsletter.compose.issue import load_issue
@@ -56,8 +57,9 @@ class Outcome:
     reviewers_told: bool
 
 
-def zone(settings):
-    return zone_of(getattr(settings, "timezone", None) or "UTC")
+def zone(settings) -> ZoneInfo:
+    """The newsletter's time zone (`newsletter.timezone`)."""
+    return zone_of(settings.timezone)
 
 
 def create(settings, rendered, issue_path: str, at: dt.datetime, *, offline: bool = False,

@@ -62,7 +62,6 @@ def test_bad_sample_sizes(spec):
         _sample_size(spec, 100)
 
 
-@pytest.mark.slow  # the pre-send checks (SpamAssassin) run twice
 def test_cli_five_percent_first_then_the_rest(project, settings):
     add_subscribers(settings.db_path, 40)
     runner = CliRunner()

@@ -177,7 +177,6 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
-@pytest.mark.slow  # the send's checks (SpamAssassin) run twice
 def test_send_at_checks_then_schedules_and_list_and_cancel(project, settings):
     add_subscribers(settings.db_path, 3)
     assert run("send", "issues/2011-05.yaml", "--test").exit_code == 0
@@ -198,7 +197,6 @@ def test_send_at_checks_then_schedules_and_list_and_cancel(project, settings):
     assert gone.exit_code == 1 and "no scheduled send waiting" in gone.stderr
 
 
-@pytest.mark.slow
 def test_send_at_refuses_what_send_all_refuses(project, settings):
     add_subscribers(settings.db_path, 3)
     # no test send yet: reviewers have not seen it, so it is not scheduled either

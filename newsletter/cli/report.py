@@ -29,8 +29,8 @@ def format_table(report, zone) -> str:
     rows = [(m.label + (" *" if m.label == "opened" else ""), str(m.count), percent(m.rate),
              m.base) for m in report.metrics]
     lines += _aligned(("", "people", "rate", "of"), rows, right=(1, 2))
-    lines.append("* approximate: Apple Mail Privacy Protection opens every message it receives,"
-                 " and clients that block images never open; clicks are the surer measure.")
+    lines.append("* approximate: Apple Mail Privacy Protection opens every message it receives,")
+    lines.append("  and clients that block images never open; clicks are the surer measure.")
     for note in report.notes:
         lines += ["", note]
     if report.links:

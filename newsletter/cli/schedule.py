@@ -56,8 +56,8 @@ def list_schedules(show_all: bool) -> None:
     head = ("issue", "time", "state", "scheduled by", "detail")
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
     for row in (head, *rows):
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row[:4], widths, strict=True))
-                   + ("  " + row[4] if row[4] else "").rstrip())
+        click.echo(("  ".join(v.ljust(w) for v, w in zip(row[:4], widths, strict=True))
+                    + "  " + row[4]).rstrip())
 
 
 @schedule.command("cancel")

@@ -98,3 +98,11 @@ def test_provider_knowledge_stays_in_its_provider() -> None:
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}")
     # the migrations that convert rows written before events were neutral
     assert [o for o in offenders if "/store/" not in o] == []
+
+
+def test_one_template_factory() -> None:
+    """Every Jinja environment comes from compose/templates.py (project overrides, filters)."""
+    offenders = [str(path.relative_to(PACKAGE.parent)) for name, path in _modules().items()
+                 if name != "newsletter.compose.templates"
+                 and re.search(r"\bEnvironment\(", path.read_text())]
+    assert offenders == []

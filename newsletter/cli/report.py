@@ -92,7 +92,7 @@ def report(issue: str, html_path: str | None) -> None:
     click.echo(format_table(result, zone))
     if html_path:
         target = Path(html_path)
-        page = render_html(result, title=f"{settings.name}: how {slug} did")
+        page = render_html(result, title=f"{settings.name}: how {slug} did", settings=settings)
         partial = target.with_name(f".{target.name}.partial")
         try:
             partial.write_text(page, encoding="utf-8")

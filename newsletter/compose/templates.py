@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -41,7 +42,7 @@ from newsletter.compose.plaintext import WIDTH, markdown_text, underline, wrap
 from newsletter.compose.tracking import track_url
 from newsletter.config import Settings
 
-Kind = Literal["email", "web", "archive"]
+Kind = Literal["email", "web", "archive", "report"]
 
 # The package's default templates (package data; read with importlib.resources).
 DEFAULT_TEMPLATES = resources.files("newsletter").joinpath("templates")
@@ -60,6 +61,8 @@ _KINDS: dict[str, _KindOptions] = {
     # Pages of `newsletter serve`: read once; restart serve after editing them.
     "web": _KindOptions("web", keep_trailing_newline=False, auto_reload=False),
     "archive": _KindOptions("archive", keep_trailing_newline=False, auto_reload=True),
+    # `newsletter report --html`.
+    "report": _KindOptions("report", keep_trailing_newline=False, auto_reload=False),
 }
 
 
@@ -215,12 +218,14 @@ def _environment(templates_dir: str, kind: str) -> Environment:
     return env
 
 
-def environment(settings: Settings, kind: Kind = "email") -> Environment:
-    """The Jinja environment for the email, the web pages or the archive of this project,
-    built once per process for each templates folder and kind."""
+def environment(settings: Settings | None, kind: Kind = "email") -> Environment:
+    """The Jinja environment for the email, the web pages, the archive or the report of this
+    project (None: the package's defaults only), built once per process for each templates
+    folder and kind."""
     if kind not in _KINDS:
         raise ValueError(f"unknown template kind {kind!r} (expected one of: {', '.join(_KINDS)})")
-    return _environment(str(settings.templates_dir.resolve()), kind)
+    folder = settings.templates_dir.resolve() if settings is not None else Path("/nonexistent")
+    return _environment(str(folder), kind)
 
 
 def forget_environments() -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from html import escape
-from pathlib import Path
 
-import jinja2
 from markupsafe import Markup
 
+from newsletter.compose.templates import environment
+from newsletter.config import Settings
 from newsletter.report import OPENS_CAVEAT, Bucket, Report, percent
 
 OPENS = "#1d4f91"  # blue; both colours have >= 4.5:1 contrast on white, and differ for
@@ -24,13 +24,12 @@ INK = "#222222"
 GRID = "#d0d0d0"
 MAX_LINKS_CHARTED = 10
 
-_TEMPLATES = Path(__file__).resolve().parent
 
 
 def render_html(report: Report, *, title: str | None = None,
-                generated: dt.datetime | None = None) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True)
+                generated: dt.datetime | None = None, settings: Settings | None = None) -> str:
+    """The page, from `report/page.html.j2` (the project's templates/ may override it)."""
+    env = environment(settings, "report")
     generated = generated or dt.datetime.now(dt.UTC)
     rates = [(m.label, m.rate or 0.0, f"{m.count} ({percent(m.rate)} of {m.base})")
              for m in report.metrics]

@@ -99,7 +99,12 @@ class Settings:
         return self._path("NEWSLETTER_OUTBOX", "outbox")
 
     @property
-    def db_path(self) -> Path:
+    def db_path(self) -> Path | str:
+        """The SQLite file, or a `postgresql://` URL as given (see `store.describe` for a
+        version fit to print)."""
+        value = self.getenv("NEWSLETTER_DB", "") or ""
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
         return self._path("NEWSLETTER_DB", "newsletter.db")
 
     def require_secret(self) -> str:

@@ -102,12 +102,23 @@ def postgres_url(postgres_cluster: postgres.Cluster) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where an empty store lives: a SQLite file in tmp_path, or a fresh PostgreSQL database
+    (skipped with the reason when no server binaries are installed)."""
+    if request.param == "sqlite":
+        return tmp_path / "store" / "newsletter.db"
+    if _PG_BINDIR is None:
+        pytest.skip(postgres.missing_reason())
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    """An empty store (SQLite in tmp_path). Tests written against the Store's public
-    interface run on any backend this fixture is later parametrised over."""
+def store(store_target: str | Path):
+    """An empty store, once per backend: tests written against the Store's public interface
+    run on SQLite and on PostgreSQL."""
     from newsletter.store import open_store
 
-    opened = open_store(tmp_path / "store" / "newsletter.db")
+    opened = open_store(store_target)
     yield opened
     opened.close()

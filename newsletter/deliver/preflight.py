@@ -19,7 +19,7 @@ from newsletter.checks import run_checks
 from newsletter.deliver.providers import chosen, provider_class
 from newsletter.deliver.sender import content_hash, recipient_count
 from newsletter.errors import ConfigError
-from newsletter.store import open_store
+from newsletter.store import describe, open_store
 
 # Problem codes
 SECRET = "secret"  # NEWSLETTER_SECRET missing: no unsubscribe link can be signed
@@ -108,7 +108,7 @@ def preflight(rendered, settings, *, retry_unknown: bool = False, offline: bool 
                                                        retry_unknown=retry_unknown)
     if result.active == 0:
         result.problems.append(Problem(
-            NO_SUBSCRIBERS, f"no active subscribers in {settings.db_path}: nothing to send"
+            NO_SUBSCRIBERS, f"no active subscribers in {describe(settings.db_path)}: nothing to send"
             " (add some with `newsletter subscribers import FILE.csv`)", overridable=False))
     if result.problems:
         return result

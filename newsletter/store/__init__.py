@@ -34,8 +34,9 @@ provides (`sqlite.SQLiteBackend`; the interface is `Backend` and `common.Connect
     conn.row_id                             # the column numbering rows in insertion order
     conn.change_mark()                      # changes when another connection commits
 
-A PostgreSQL backend translates `?` to `%s`, keeps `sends` with an id column as `row_id`,
-and may make change_mark() constant (its ids never change).
+`postgres.PostgresBackend` (NEWSLETTER_DB=postgresql://...) translates `?` to `%s`, keeps
+`sends` with an id column as `row_id`, makes change_mark() constant (its ids never change),
+and gives claims `FOR UPDATE SKIP LOCKED` (`conn.claim_lock`, empty on SQLite).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ from newsletter.store.common import (
 )
 from newsletter.store.events import EventCount, Events
 from newsletter.store.ledger import Claimed, Ledger, LedgerRow, Outcomes
+from newsletter.store.postgres import PostgresBackend, is_url
+from newsletter.store.postgres import describe as describe_url
 from newsletter.store.schedules import Schedule, Schedules
 from newsletter.store.sqlite import SQLiteBackend
 from newsletter.store.subscribers import ImportRow, SubscribeOutcome, Subscriber, Subscribers
@@ -71,8 +74,8 @@ __all__ = [
     "SUBSCRIBER_STATUSES", "SUPPRESSED", "UNSUBSCRIBED", "Approvals", "Backend", "Claimed",
     "Connection", "EventCount", "Events", "ImportRow", "Ledger", "LedgerRow", "Outcomes",
     "Schedule", "Schedules", "Store",
-    "SubscribeOutcome", "Subscriber", "Subscribers", "Tables", "TestSend", "normalise_email",
-    "now", "open_store",
+    "SubscribeOutcome", "Subscriber", "Subscribers", "Tables", "TestSend", "describe",
+    "is_url", "normalise_email", "now", "open_store",
 ]
 
 T = TypeVar("T")
@@ -163,7 +166,15 @@ class Store(Tables):
 
 
 def open_store(where: Any) -> Store:
-    """The store of `settings` (its `db_path`), or of a path. Created and migrated when
-    needed; StoreError (naming the file) when it cannot be opened."""
+    """The store of `settings` (its `db_path`), of a path (SQLite) or of a
+    `postgresql://` URL (PostgreSQL). Created and migrated when needed; StoreError (naming
+    the file, or the server and database without the password) when it cannot be opened."""
     target = getattr(where, "db_path", where)
+    if is_url(target):
+        return Store(PostgresBackend(target))
     return Store(SQLiteBackend(Path(target)))
+
+
+def describe(target: str | Path) -> str:
+    """The database as messages show it: a path, or a URL without its password."""
+    return describe_url(target) if is_url(target) else str(target)

@@ -77,7 +77,8 @@ class Ledger:
         self._pending_sql = (
             f"SELECT s.{rid}, s.email, sub.name, sub.status FROM sends s"
             " LEFT JOIN subscribers sub ON sub.email = s.email"
-            f" WHERE s.issue = ? AND s.state = 'pending' ORDER BY s.{rid} LIMIT ?")
+            f" WHERE s.issue = ? AND s.state = 'pending' ORDER BY s.{rid} LIMIT ?"
+            + getattr(conn, "claim_lock", ""))
 
     # -- before a send -------------------------------------------------------------------
     def recover_in_flight(self) -> int:

@@ -53,10 +53,10 @@ class _Request(Request):
 class App:
     """The WSGI application. `App(settings)(environ, start_response)`."""
 
-    def __init__(self, settings: Settings, *, db_path: Path | None = None,
+    def __init__(self, settings: Settings, *, db_path: Path | str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.db_path = Path(db_path or settings.db_path)
+        self.db_path = db_path or settings.db_path
         self.secrets = settings.secrets  # ConfigError now, at start-up, when unset
         self.list_id = settings.list_id
         # /webhooks/<provider>: every registered provider's webhook, its key checked now.

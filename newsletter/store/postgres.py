@@ -1,0 +1,386 @@
+"""The PostgreSQL backend: one database shared by a team, several machines and `serve` instances.
+
+Everything PostgreSQL-specific lives here: psycopg 3 connections in autocommit mode with short
+explicit transactions (as on SQLite), the `?` -> `%s` translation of the table owners' portable
+SQL, a connection pool (psycopg_pool) for the durable web writes, migrations under a
+transaction-level advisory lock (two processes starting together migrate once), the send lock
+(a session-level advisory lock: it dies with the session, so a killed sender is known to be dead
+at once), and connection errors as one line that names the host and database, never the
+password.
+
+`sends` has an `id` column (the `row_id` of this backend: ids never change, so `change_mark()`
+is constant) and claims skip rows another sender has locked (`FOR UPDATE SKIP LOCKED`).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from newsletter.errors import NewsletterError, StoreError
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema (the same tables and columns as SQLite's; times stay ISO text, so
+    # both backends compare and return them identically). `sends.id` numbers rows in insertion
+    # order, as SQLite's rowid does.
+    """
+    CREATE TABLE subscribers (
+        id BIGSERIAL PRIMARY KEY,
+        email TEXT UNIQUE NOT NULL,
+        name TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending','active','unsubscribed','suppressed')),
+        status_reason TEXT,
+        created_at TEXT,
+        updated_at TEXT,
+        unsubscribed_at TEXT,
+        consent_at TEXT,
+        consent_source TEXT,
+        consent_ip TEXT,
+        consent_form TEXT,
+        confirmed_at TEXT
+    );
+    CREATE TABLE sends (
+        id BIGSERIAL UNIQUE,
+        issue TEXT NOT NULL,
+        email TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('pending','in_flight','sent','queued','failed','rejected','unknown')),
+        message_id TEXT,
+        last_error TEXT,
+        attempts INTEGER DEFAULT 0,
+        updated_at TEXT,
+        PRIMARY KEY (issue, email)
+    );
+    CREATE INDEX sends_issue_state ON sends (issue, state);
+    CREATE TABLE test_sends (
+        id BIGSERIAL PRIMARY KEY,
+        issue TEXT,
+        content_hash TEXT,
+        recipients TEXT,
+        sent_at TEXT
+    );
+    CREATE INDEX test_sends_issue ON test_sends (issue, id);
+    CREATE TABLE events (
+        sg_event_id TEXT PRIMARY KEY,
+        issue TEXT,
+        email TEXT,
+        event TEXT,
+        timestamp BIGINT,
+        reason TEXT,
+        received_at TEXT
+    );
+    CREATE INDEX events_issue ON events (issue, event);
+    """,
+    # 2: only pending rows are indexed, in claim order.
+    """
+    DROP INDEX sends_issue_state;
+    CREATE INDEX sends_pending ON sends (issue, id) WHERE state = 'pending';
+    """,
+    # 3: the few `unknown` rows, for the report at the end of every send.
+    """
+    CREATE INDEX sends_unknown ON sends (issue) WHERE state = 'unknown';
+    """,
+    # 4: provider events in the neutral vocabulary, unique per (provider, event_id).
+    """
+    CREATE TABLE provider_events (
+        id BIGSERIAL PRIMARY KEY,
+        provider TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        email TEXT,
+        issue TEXT,
+        timestamp TEXT,
+        reason TEXT,
+        url TEXT,
+        provider_type TEXT,
+        temporary INTEGER NOT NULL DEFAULT 0,
+        received_at TEXT,
+        UNIQUE (provider, event_id)
+    );
+    INSERT INTO provider_events (provider, event_id, kind, email, issue, timestamp, reason,
+                                 provider_type, temporary, received_at)
+        SELECT 'sendgrid', sg_event_id,
+               CASE event
+                   WHEN 'processed' THEN 'queued'
+                   WHEN 'delivered' THEN 'delivered'
+                   WHEN 'deferred' THEN 'deferred'
+                   WHEN 'bounce' THEN 'bounced'
+                   WHEN 'dropped' THEN 'rejected'
+                   WHEN 'open' THEN 'opened'
+                   WHEN 'click' THEN 'clicked'
+                   WHEN 'spamreport' THEN 'complained'
+                   WHEN 'unsubscribe' THEN 'unsubscribed'
+                   WHEN 'group_unsubscribe' THEN 'unsubscribed'
+                   ELSE 'unknown' END,
+               email, issue,
+               to_char(to_timestamp(timestamp) AT TIME ZONE 'UTC',
+                       'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+               reason, event, COALESCE(event = 'bounce' AND reason = 'blocked', false)::int,
+               received_at
+        FROM events ORDER BY received_at;
+    DROP TABLE events;
+    ALTER TABLE provider_events RENAME TO events;
+    ALTER INDEX provider_events_pkey RENAME TO events_pkey;
+    CREATE INDEX events_issue ON events (issue, kind);
+    """,
+    # Append the PostgreSQL DDL of every SQLite migration here, under the same number.
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Advisory lock keys (64-bit; any constant unlikely to collide with another application's).
+_MIGRATE_LOCK = 0x6E65_7773_6D69_6772  # "newsmigr"
+_SEND_LOCK = 0x6E65_7773_7365_6E64  # "newssend"
+CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
+
+
+def is_url(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def describe(url: str) -> str:
+    """The URL without its password (and without query parameters, which may hold one):
+    what messages show."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://(unparsable URL)"
+    user = f"{info['user']}@" if info.get("user") else ""
+    host = info.get("host") or info.get("hostaddr") or "localhost"
+    if host.startswith("/"):
+        host = f"[{host}]"
+    port = f":{info['port']}" if info.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{info.get('dbname', '')}"
+
+
+@functools.lru_cache(maxsize=512)
+def _translate(sql: str) -> str:
+    """The table owners' `?` placeholders as psycopg's `%s` (a literal % doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresConnection:
+    """One psycopg connection in autocommit mode: single statements commit at once, and
+    multi-step work runs in `with conn.transaction():` (BEGIN ... COMMIT)."""
+
+    row_id = "id"
+    # Claims skip rows another sender's open claim has locked instead of waiting for them.
+    claim_lock = " FOR UPDATE OF s SKIP LOCKED"
+
+    def __init__(self, raw: psycopg.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
+        return self.raw.execute(_translate(sql), tuple(params))
+
+    def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        with self.raw.cursor() as cur:  # a ClientCursor (see PostgresBackend)
+            cur.executemany(_translate(sql), list(rows))
+            return cur.rowcount
+
+    def execute_in(self, sql: str, params: Sequence[Any], values: Sequence[Any],
+                   chunk: int = 5000) -> int:
+        changed = 0
+        for start in range(0, len(values), chunk):
+            part = values[start:start + chunk]
+            changed += self.execute(sql.format(",".join("?" * len(part))),
+                                    (*params, *part)).rowcount
+        return changed
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresConnection]:
+        """BEGIN ... COMMIT (ROLLBACK on any exception); joins a transaction already open."""
+        if self.in_transaction:
+            yield self
+            return
+        self.raw.execute("BEGIN")
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        self.raw.execute("COMMIT")
+
+    def begin(self) -> None:
+        self.raw.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.in_transaction and not self.raw.closed:
+            self.raw.execute("ROLLBACK")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def change_mark(self) -> int:
+        """Constant: ids of `sends` never change on PostgreSQL."""
+        return 0
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _reason(exc: psycopg.Error, url: str) -> str:
+    """libpq's message reduced to its gist (never the password: libpq does not print it, and
+    the URL's password is removed from the text in case a future version does)."""
+    text = str(exc).strip()
+    lowered = text.lower()
+    info: dict[str, Any] = {}
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        pass
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        why = f"the server refused the password of user {info.get('user', '?')!r}"
+    elif "does not exist" in lowered and "database" in lowered:
+        why = f"the server has no database {info.get('dbname', '')!r}"
+    elif ("connection refused" in lowered or "timeout" in lowered
+          or "could not translate host name" in lowered or "no route to host" in lowered
+          or "network is unreachable" in lowered or "name or service not known" in lowered):
+        why = "the server cannot be reached"
+        if "could not translate host name" in lowered or "not known" in lowered:
+            why = "unknown host name"
+        elif "timeout" in lowered:
+            why = "the server did not answer in time"
+    else:  # the last line of libpq's message, without its severity prefix
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        why = (lines[-1] if lines else type(exc).__name__).removeprefix("FATAL:").strip()
+    password = info.get("password")
+    if password:
+        why = why.replace(password, "***")
+    return why
+
+
+class PostgresBackend:
+    """The database at `url` (libpq parameters such as `sslmode` pass through), reached and
+    migrated at once so a wrong URL or password is an error before any work."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str, *, pool_size: int = 16) -> None:
+        self.url = url
+        self.where = describe(url)
+        # Parameters bound client-side: the portable SQL has untyped parameters (`? IS NULL`,
+        # `COALESCE(?, name)`) that server-side binding cannot type, and SQLite accepts.
+        self._kwargs: dict[str, Any] = {"autocommit": True,
+                                        "cursor_factory": psycopg.ClientCursor}
+        try:
+            info = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"not a valid PostgreSQL URL: {_reason(exc, '')}",
+                             file=self.where) from None
+        if "connect_timeout" not in info:
+            self._kwargs["connect_timeout"] = CONNECT_TIMEOUT
+        self._pool_size = pool_size
+        self._pool: ConnectionPool | None = None
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
+        self._opened: list[PostgresConnection] = []
+        self._opened_lock = threading.Lock()
+        migrate(self.connection())
+
+    def __str__(self) -> str:
+        return self.where
+
+    def _raw(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self.url, **self._kwargs)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect: {_reason(exc, self.url)}",
+                             file=self.where) from None
+
+    def connect(self) -> PostgresConnection:
+        """A new connection of its own (closed by `close()` at the latest)."""
+        conn = PostgresConnection(self._raw())
+        with self._opened_lock:
+            self._opened.append(conn)
+        return conn
+
+    def connection(self) -> PostgresConnection:
+        """This thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.raw.closed:
+            conn = self._local.conn = self.connect()
+        return conn
+
+    def _get_pool(self) -> ConnectionPool:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self.url, min_size=1, max_size=self._pool_size, kwargs=self._kwargs,
+                    open=True, name="newsletter", timeout=30)
+            return self._pool
+
+    def write(self, fn: Callable[[PostgresConnection], Any]) -> Any:
+        """`fn(conn)` in an ordinary committed transaction on a pooled connection (the
+        server's own group commit makes concurrent small writes cheap)."""
+        try:
+            with self._get_pool().connection() as raw:
+                conn = PostgresConnection(raw)
+                with conn.transaction():
+                    return fn(conn)
+        except PoolTimeout:
+            raise StoreError("no database connection free in time", file=self.where) from None
+
+    @contextmanager
+    def send_lock(self) -> Iterator[None]:
+        """One full send at a time per database: a session-level advisory lock on a connection
+        of its own, released when this ends or the process dies (its session with it)."""
+        conn = self._raw()
+        try:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SEND_LOCK,)).fetchone()
+            if not (got and got[0]):
+                raise NewsletterError(
+                    "another `newsletter send --all` is running on this database; wait for it"
+                    " to finish", file=self.where)
+            yield
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+
+def schema_version(conn: PostgresConnection) -> int:
+    """The schema version of the database (0: nothing created yet)."""
+    found = conn.execute("SELECT to_regclass('newsletter_schema')").fetchone()
+    if not found or found[0] is None:
+        return 0
+    row = conn.execute("SELECT version FROM newsletter_schema").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: PostgresConnection) -> tuple[int, int]:
+    """Bring the schema up to date; (version before, version after). Under a transaction-level
+    advisory lock, so concurrent starters wait and then find the work done."""
+    if schema_version(conn) >= SCHEMA_VERSION:
+        version = schema_version(conn)
+        return version, version
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS newsletter_schema (version INTEGER NOT NULL)")
+        before = schema_version(conn)
+        if conn.execute("SELECT COUNT(*) FROM newsletter_schema").fetchone()[0] == 0:
+            conn.execute("INSERT INTO newsletter_schema (version) VALUES (0)")
+        for number in range(before, SCHEMA_VERSION):
+            conn.raw.execute(MIGRATIONS[number])  # several statements: no parameters
+            conn.execute("UPDATE newsletter_schema SET version = ?", (number + 1,))
+    return before, SCHEMA_VERSION

@@ -31,7 +31,7 @@ def _register() -> None:
     # Each family module imports only click at the top; its heavy imports wait in the
     # command bodies, so registering every command costs a build nothing measurable.
     for module in ("init", "build", "add", "send", "schedule", "report", "subscribers", "check",
-                   "preview", "serve", "archive"):
+                   "preview", "serve", "archive", "db"):
         for command in import_module(f"newsletter.cli.{module}").COMMANDS:
             main.add_command(command)
 

@@ -277,7 +277,9 @@ class PostgresBackend:
         try:
             info = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
-            raise StoreError(f"not a valid PostgreSQL URL: {_reason(exc, '')}",
+            # libpq quotes the whole URL in its message: never show it (the password).
+            why = str(exc).replace(f'"{url}"', "").replace(url, "").strip().rstrip(":")
+            raise StoreError(f"not a valid PostgreSQL URL: {why.removesuffix(' in URI')}",
                              file=self.where) from None
         if "connect_timeout" not in info:
             self._kwargs["connect_timeout"] = CONNECT_TIMEOUT
@@ -287,7 +289,7 @@ class PostgresBackend:
         self._local = threading.local()
         self._opened: list[PostgresConnection] = []
         self._opened_lock = threading.Lock()
-        migrate(self.connection())
+        self.migrated = migrate(self.connection())  # (version before, version after)
 
     def __str__(self) -> str:
         return self.where

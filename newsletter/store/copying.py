@@ -3,8 +3,8 @@ into an empty one (SQLite <-> PostgreSQL), verified by counts per table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -15,7 +15,7 @@ def db() -> None:
     \b
     Example:
       newsletter db migrate
-      NEWSLETTER_DB=postgresql://newsletter@db.example.org/newsletter newsletter db copy newsletter.db
+      NEWSLETTER_DB=postgresql://newsletter@db.example.org/news newsletter db copy newsletter.db
     """
 
 
@@ -50,8 +50,8 @@ def copy(source: str) -> None:
 
     \b
     Example:
-      NEWSLETTER_DB=postgresql://newsletter@db.example.org/newsletter newsletter db copy newsletter.db
-      NEWSLETTER_DB=old-copy.db newsletter db copy postgresql://newsletter@db.example.org/newsletter
+      NEWSLETTER_DB=postgresql://newsletter@db.example.org/news newsletter db copy newsletter.db
+      NEWSLETTER_DB=old-copy.db newsletter db copy postgresql://newsletter@db.example.org/news
     """
     from newsletter.errors import StoreError
     from newsletter.store import describe, open_store

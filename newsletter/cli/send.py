@@ -302,6 +302,7 @@ def status(issue: str) -> None:
     with open_store(settings) as store:
         stats = issue_stats(store, slug)
         unknown = store.ledger(slug).emails("unknown", 20)
+        senders = store.senders()
     counts = stats.ledger
     total = sum(counts.values())
     if total == 0 and not Path(issue).exists():
@@ -313,6 +314,8 @@ def status(issue: str) -> None:
         click.echo(f"  {state:<12}{counts[state]:>8}")
     if counts["in_flight"]:
         click.echo(f"  {'in flight':<12}{counts['in_flight']:>8}  (a send is running now)")
+    if senders:
+        click.echo(f"  {senders} sender(s) running on this database now")
     click.echo("After sending (provider events and unsubscribes):")
     for label, kinds in EVENT_ROWS:
         click.echo(f"  {label:<12}{stats.count(*map(EventKind, kinds)):>8}")

@@ -108,7 +108,8 @@ def preflight(rendered, settings, *, retry_unknown: bool = False, offline: bool 
                                                        retry_unknown=retry_unknown)
     if result.active == 0:
         result.problems.append(Problem(
-            NO_SUBSCRIBERS, f"no active subscribers in {describe(settings.db_path)}: nothing to send"
+            NO_SUBSCRIBERS,
+            f"no active subscribers in {describe(settings.db_path)}: nothing to send"
             " (add some with `newsletter subscribers import FILE.csv`)", overridable=False))
     if result.problems:
         return result

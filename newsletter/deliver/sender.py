@@ -240,7 +240,7 @@ def send_all(
     store = open_store(settings)
     providers: list[Provider] = []
     try:
-        with store.send_lock():
+        with store.send_lock() as alone:
             if provider is not None:
                 workers = [provider]
             else:
@@ -250,7 +250,9 @@ def send_all(
                 workers = providers
             report = SendReport(issue=slug)
             ledger = store.ledger(slug)
-            report.recovered_unknown = ledger.recover_in_flight()
+            # With other live senders on this send (PostgreSQL), rows in flight may be theirs.
+            if alone is not False:
+                report.recovered_unknown = ledger.recover_in_flight()
             if retry_unknown:
                 report.requeued_unknown = ledger.requeue(["unknown"])
             ledger.requeue(["failed"])

@@ -25,6 +25,8 @@ provides (`sqlite.SQLiteBackend`; the interface is `Backend` and `common.Connect
     backend.write(fn)                       # fn(conn) in a committed transaction; may be
                                             # grouped with other threads' writes
     backend.send_lock()                     # context manager: one full send per database
+                                            # (SQLite); on PostgreSQL senders share a send
+                                            # and it yields whether this one is alone
     backend.close()
     conn.execute(sql, params) -> cursor     # rowcount, fetchone, fetchall, iteration by index
     conn.execute_many(sql, rows) -> int     # one statement, many parameter rows
@@ -91,7 +93,7 @@ class Backend(Protocol):
         """Raise unless the database answers (a health check)."""
         self.conn.execute("SELECT 1").fetchone()
 
-    def send_lock(self) -> AbstractContextManager[None]: ...
+    def send_lock(self) -> AbstractContextManager[bool | None]: ...
     def close(self) -> None: ...
 
 
@@ -152,8 +154,13 @@ class Store(Tables):
         """Raise unless the database answers (a health check)."""
         self.conn.execute("SELECT 1").fetchone()
 
-    def send_lock(self) -> AbstractContextManager[None]:
+    def send_lock(self) -> AbstractContextManager[bool | None]:
         return self.backend.send_lock()
+
+    def senders(self) -> int | None:
+        """Senders running on this database now, where the backend can tell (PostgreSQL)."""
+        count = getattr(self.backend, "senders", None)
+        return count() if count else None
 
     def close(self) -> None:
         self.backend.close()

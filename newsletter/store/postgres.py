@@ -25,7 +25,7 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from newsletter.errors import NewsletterError, StoreError
+from newsletter.errors import StoreError
 
 MIGRATIONS: list[str] = [
     # 1: the first schema (the same tables and columns as SQLite's; times stay ISO text, so
@@ -335,19 +335,31 @@ class PostgresBackend:
             raise StoreError("no database connection free in time", file=self.where) from None
 
     @contextmanager
-    def send_lock(self) -> Iterator[None]:
-        """One full send at a time per database: a session-level advisory lock on a connection
-        of its own, released when this ends or the process dies (its session with it)."""
+    def send_lock(self) -> Iterator[bool]:
+        """Senders share a send on PostgreSQL: each holds the send lock SHARED on a session of
+        its own for as long as it runs (the lock dies with the session, so a killed sender is
+        known to be dead at once). Yields True when no other sender is alive (the exclusive
+        lock was free a moment): only then are rows left in flight certainly a dead sender's,
+        and may be recovered. Claims skip each other's rows (`claim_lock`)."""
         conn = self._raw()
         try:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SEND_LOCK,)).fetchone()
-            if not (got and got[0]):
-                raise NewsletterError(
-                    "another `newsletter send --all` is running on this database; wait for it"
-                    " to finish", file=self.where)
-            yield
+            conn.execute("SELECT pg_advisory_lock_shared(%s)", (_SEND_LOCK,))
+            # One's own shared lock does not conflict with one's exclusive request.
+            alone = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SEND_LOCK,)).fetchone()
+            if alone and alone[0]:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_SEND_LOCK,))
+            yield bool(alone and alone[0])
         finally:
             conn.close()
+
+    def senders(self) -> int:
+        """How many senders are running on this database now (live sessions holding the
+        send lock)."""
+        row = self.connection().execute(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND mode = 'ShareLock' AND ((classid::bigint << 32) | objid::bigint) = ?",
+            (_SEND_LOCK,)).fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         with self._opened_lock:

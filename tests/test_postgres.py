@@ -1,0 +1,64 @@
+"""The PostgreSQL backend's own behaviour: migrations once under a lock, pooled web writes,
+parameters passed through the URL."""
+
+from __future__ import annotations
+
+import threading
+
+from newsletter.store import describe, open_store
+from newsletter.store.postgres import SCHEMA_VERSION, schema_version
+
+
+def test_processes_starting_together_migrate_once(postgres_url):
+    opened, errors = [], []
+    start = threading.Barrier(4)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            opened.append(open_store(postgres_url))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors
+        migrated = sorted(s.backend.migrated for s in opened)
+        assert migrated.count((0, SCHEMA_VERSION)) == 1  # one migrated, three found it done
+        assert schema_version(opened[0].conn) == SCHEMA_VERSION
+    finally:
+        for store in opened:
+            store.close()
+
+
+def test_web_writes_run_on_pooled_connections(postgres_url):
+    with open_store(postgres_url) as store:
+        store.subscribers.add("a@example.org")
+        results = []
+
+        def unsubscribe(i: int) -> None:
+            results.append(store.write(
+                lambda tx: tx.subscribers.unsubscribe(f"u{i}@example.org", "link")))
+
+        threads = [threading.Thread(target=unsubscribe, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [True] * 20
+        assert store.subscribers.counts()["unsubscribed"] == 20
+
+
+def test_libpq_parameters_pass_through_and_are_not_shown(postgres_url):
+    url = postgres_url + "?sslmode=disable&application_name=newsletter-test"
+    with open_store(url) as store:
+        name = store.conn.execute("SELECT current_setting('application_name')").fetchone()[0]
+        assert name == "newsletter-test"
+    password = postgres_url.split(":")[2].split("@")[0]
+    shown = describe(url)
+    assert password not in shown and "sslmode" not in shown and shown.startswith(
+        "postgresql://newsletter@127.0.0.1:")

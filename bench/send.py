@@ -10,6 +10,11 @@ default 4) to postfix's `smtp-sink`, against the naive loop (a new connection an
 serialisation per message, on a sample of 2,000) and beside postfix's own load generator
 `smtp-source` on the same sink (1 and 4 sessions, messages of the same size).
 
+Backends (`--db sqlite,postgresql`): the SendGrid path at 100,000 subscribers on each
+database side by side in one run (`postgresql` starts a throwaway cluster the way the tests
+do; a `postgresql://` URL uses that server, emptying the newsletter's tables first), plus two
+cooperating senders sharing one send on PostgreSQL.
+
 Every sender runs as its own subprocess, so its peak memory (ru_maxrss) is its own. Each
 measurement is repeated (3 times, 1 with --quick) and the median printed as Markdown.
 """
@@ -54,13 +59,26 @@ def make_project(folder: Path) -> Path:
     return folder
 
 
-def make_db(path: Path, n: int) -> None:
-    from newsletter.store import open_store
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+def make_db(path: Path | str, n: int) -> None:
+    from newsletter.store import is_url, open_store
+    if is_url(path):
+        empty_postgres(str(path))
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     with open_store(path) as store:
         store.subscribers.add_many(
             ((f"reader{i:07d}@example.org", f"Reader {i}") for i in range(n)), "bench")
+
+
+def empty_postgres(url: str) -> None:
+    """The newsletter's tables of a bench database emptied (created first if needed)."""
+    import psycopg
+
+    from newsletter.store import open_store
+    open_store(url).close()  # migrated
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE subscribers, sends, test_sends, events RESTART IDENTITY")
 
 
 def child_env(project: Path, **extra: str) -> dict[str, str]:
@@ -76,8 +94,10 @@ def child_env(project: Path, **extra: str) -> dict[str, str]:
 
 
 def run_child(mode: str, env: dict[str, str], *args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, mode, *args], env=env, check=True,
+    out = subprocess.run([sys.executable, __file__, mode, *args], env=env, check=False,
                          capture_output=True, text=True, timeout=1800)
+    if out.returncode:
+        raise SystemExit(f"bench child {mode} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -246,11 +266,12 @@ def serve_202() -> None:
 # -- the parent ----------------------------------------------------------------------------
 
 
-def send_all_runs(project: Path, env: dict[str, str], n: int, repeats: int):
+def send_all_runs(project: Path, env: dict[str, str], n: int, repeats: int,
+                  target: Path | str | None = None):
     """`repeats` sends to a fresh database of n subscribers: (runs, median s, median CPU s)."""
     runs = []
     for _ in range(repeats):
-        make_db(project / "bench.db", n)
+        make_db(target or project / "bench.db", n)
         result = run_child("send-all", env)
         assert result["sent"] == n, result
         runs.append(result)
@@ -297,6 +318,69 @@ def bench_sendgrid(work: Path, repeats: int, sizes: tuple[int, ...]) -> list[str
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def bench_backends(work: Path, repeats: int, n: int, dbs: list[str]) -> list[str]:
+    """The SendGrid path at n subscribers on each database, then two cooperating senders on
+    each PostgreSQL one."""
+    from contextlib import ExitStack
+
+    from tests.support import postgres
+
+    project = make_project(work / "db")
+    server = subprocess.Popen([sys.executable, __file__, "serve-202"], stdout=subprocess.PIPE,
+                              text=True)
+    with ExitStack() as stack:
+        stack.callback(server.wait, timeout=10)
+        stack.callback(server.terminate)
+        port = int(server.stdout.readline())
+        targets: dict[str, str] = {}
+        for db in dbs:
+            if db == "sqlite":
+                targets[db] = str(project / "bench.db")
+            elif db == "postgresql":
+                bindir = postgres.find_bindir()
+                if bindir is None:
+                    raise SystemExit(postgres.missing_reason())
+                # A durable cluster (fsync on), as a real server would be.
+                cluster = stack.enter_context(postgres.Cluster.start(bindir, durable=True))
+                targets["postgresql (local cluster)"] = stack.enter_context(cluster.database())
+            else:
+                from newsletter.store import describe
+                targets[describe(db)] = db
+        lines = ["| database | subscribers | senders | seconds (median) | recipients/s |"
+                 " vs SQLite |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        base = None
+        for name, target in targets.items():
+            env = child_env(project, NEWSLETTER_PROVIDER="sendgrid", SENDGRID_API_KEY=KEY,
+                            SENDGRID_API_HOST=f"http://127.0.0.1:{port}",
+                            NEWSLETTER_DB=target)
+            runs, secs, _ = send_all_runs(project, env, n, repeats, target)
+            rate = n / secs
+            base = base or (rate if name == "sqlite" else None)
+            ratio = f"{rate / base:.2f}" if base else "-"
+            lines.append(f"| {name} | {n:,} | 1 | {secs:.2f} | {rate:,.0f} | {ratio} |")
+            if name != "sqlite":
+                secs = median([two_senders(target, env, n) for _ in range(repeats)])
+                ratio = f"{n / secs / base:.2f}" if base else "-"
+                lines.append(f"| {name} | {n:,} | 2 | {secs:.2f} | {n / secs:,.0f} |"
+                             f" {ratio} |")
+        return lines
+
+
+def two_senders(target: str, env: dict[str, str], n: int) -> float:
+    """Two `send_all` processes started together on one send: seconds until both are done."""
+    make_db(target, n)
+    start = time.perf_counter()
+    children = [subprocess.Popen([sys.executable, __file__, "send-all"], env=env,
+                                 stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    sent = 0
+    for child in children:
+        out, _ = child.communicate(timeout=1800)
+        sent += json.loads(out.strip().splitlines()[-1])["sent"]
+    elapsed = time.perf_counter() - start
+    assert sent == n, sent
+    return elapsed
 
 
 def bench_smtp(work: Path, repeats: int, n: int) -> list[str]:
@@ -363,6 +447,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="one run of each (--repeats 1)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--only", choices=("sendgrid", "smtp"), help="one provider only")
+    parser.add_argument("--db", help="compare databases instead: a comma-separated list of "
+                        "sqlite, postgresql (a throwaway local cluster) or postgresql:// URLs,"
+                        " e.g. --db sqlite,postgresql")
     parser.add_argument("--sizes", default="10000,100000",
                         help="SendGrid subscriber counts, comma-separated (default 10000,100000)")
     args = parser.parse_args(argv)
@@ -373,6 +460,11 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
         work = Path(tmp)
         print(f"Machine: {machine}; median of {repeats}\n")
+        if args.db:
+            print(f"### SendGrid path at {max(sizes):,} subscribers by database\n")
+            for line in bench_backends(work, repeats, max(sizes), args.db.split(",")):
+                print(line, flush=True)
+            return
         if args.only in (None, "sendgrid"):
             print("### SendGrid provider to a local 202 endpoint\n")
             for line in bench_sendgrid(work, repeats, sizes):

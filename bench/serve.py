@@ -8,6 +8,7 @@ serve` in a subprocess) on loopback, loaded from this process.
    checks every event was stored once.
 
 Usage: .venv/bin/python bench/serve.py [--subscribers 5000] [--clients 8] [--batches 20]
+       [--db sqlite|postgresql|postgresql://...]  (postgresql: a throwaway local cluster, durable)
 Targets (issue 5): >= 1,000 unsubscribes/s with p99 < 50 ms, all recorded; >= 5,000 events/s.
 """
 
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from newsletter import tokens  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.store import open_store  # noqa: E402
+from newsletter.store import describe, open_store  # noqa: E402
 from tests.support.serve import keypair, signed_headers  # noqa: E402
 
 
@@ -143,7 +145,30 @@ def main() -> int:
     parser.add_argument("--server-threads", type=int, default=8)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--db", default="sqlite",
+                        help="sqlite (default), postgresql (a throwaway local cluster started "
+                             "like the tests' one, durable) or a postgresql:// URL of an empty "
+                             "database")
     args = parser.parse_args()
+    with ExitStack() as stack:
+        return run(args, stack)
+
+
+def database(choice: str, project: Path, stack: ExitStack) -> str:
+    if choice == "sqlite":
+        return str(project / "newsletter.db")
+    if choice == "postgresql":
+        from tests.support import postgres
+
+        bindir = postgres.find_bindir()
+        if bindir is None:
+            raise SystemExit(postgres.missing_reason())
+        cluster = stack.enter_context(postgres.Cluster.start(bindir, durable=True))
+        return stack.enter_context(cluster.database())
+    return choice
+
+
+def run(args: argparse.Namespace, stack: ExitStack) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     project = tmp / "project"
@@ -155,7 +180,7 @@ def main() -> int:
            if not k.startswith(("NEWSLETTER_", "SENDGRID_", "SMTP_"))}
     env.update({
         "NEWSLETTER_CONFIG": str(project / "newsletter.toml"),
-        "NEWSLETTER_DB": str(project / "newsletter.db"),
+        "NEWSLETTER_DB": database(args.db, project, stack),
         "NEWSLETTER_SECRET": "bench-secret",
         "NEWSLETTER_PROVIDER": "file",
         "SENDGRID_WEBHOOK_PUBLIC_KEY": public_key,
@@ -188,6 +213,7 @@ def main() -> int:
         rate = len(paths) / elapsed
         p50 = statistics.median(latencies) * 1000
         p99 = percentile(latencies, 99) * 1000
+        print(f"database: {describe(env['NEWSLETTER_DB']) if args.db != 'sqlite' else 'sqlite'}")
         print(f"one-click unsubscribes: {len(paths)} in {elapsed:.2f} s = {rate:,.0f}/s, "
               f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, errors {errors}, "
               f"recorded {recorded}/{len(paths)} ({args.clients} clients, "

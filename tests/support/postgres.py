@@ -113,8 +113,10 @@ class Cluster:
     # -- life cycle ---------------------------------------------------------------------
     @classmethod
     @contextmanager
-    def start(cls, bindir: Path, *, attempts: int = 3) -> Iterator[Cluster]:
-        """initdb, start, yield; then stop (`-m immediate`) and remove the folder."""
+    def start(cls, bindir: Path, *, attempts: int = 3, durable: bool = False
+              ) -> Iterator[Cluster]:
+        """initdb, start, yield; then stop (`-m immediate`) and remove the folder.
+        `durable`: fsync and synchronous commits on, as on a real server (benchmarks)."""
         run_as = None
         owner = None
         if os.geteuid() == 0:
@@ -130,7 +132,7 @@ class Cluster:
                 for path in (folder, cluster.socket_dir):
                     os.chown(path, owner.pw_uid, owner.pw_gid)
             cluster._initdb(owner)
-            cluster._start(attempts)
+            cluster._start(attempts, durable)
             try:
                 yield cluster
             finally:
@@ -151,15 +153,16 @@ class Cluster:
         finally:
             pwfile.unlink()
 
-    def _start(self, attempts: int) -> None:
+    def _start(self, attempts: int, durable: bool = False) -> None:
         """Start on a free port; another process may take that port between the probe and
         the server's bind, so a failed start is retried on a new one."""
         for attempt in range(attempts):
             self.port = free_port()
             options = (f"-c listen_addresses=127.0.0.1 -p {self.port} "
                        f"-c unix_socket_directories={self.socket_dir} "
-                       "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                       "-c max_connections=200")
+                       + ("" if durable else
+                          "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ")
+                       + "-c max_connections=200")
             done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w",
                              "-t", "60", "-o", options, "start", check=False)
             if done.returncode == 0:

@@ -62,3 +62,10 @@ def test_libpq_parameters_pass_through_and_are_not_shown(postgres_url):
     shown = describe(url)
     assert password not in shown and "sslmode" not in shown and shown.startswith(
         "postgresql://newsletter@127.0.0.1:")
+
+
+def test_every_sqlite_migration_has_its_postgresql_ddl():
+    """Same schema version numbers on both backends (a `db copy` needs them equal)."""
+    from newsletter.store import sqlite
+
+    assert SCHEMA_VERSION == sqlite.SCHEMA_VERSION

@@ -131,6 +131,12 @@ MIGRATIONS: list[str] = [
     ALTER INDEX provider_events_pkey RENAME TO events_pkey;
     CREATE INDEX events_issue ON events (issue, kind);
     """,
+    # 5: the consent record of an imported export: the IP its tool saw the confirmation from,
+    # and the file the subscriber came from.
+    """
+    ALTER TABLE subscribers ADD COLUMN confirm_ip TEXT;
+    ALTER TABLE subscribers ADD COLUMN source_file TEXT;
+    """,
     # Append the PostgreSQL DDL of every SQLite migration here, under the same number.
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -351,6 +357,9 @@ class PostgresBackend:
             if alone and alone[0]:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_SEND_LOCK,))
             yield bool(alone and alone[0])
+            # Released before closing: the server ends a closed session a moment later, and
+            # until then this sender would still count as alive.
+            conn.execute("SELECT pg_advisory_unlock_shared(%s)", (_SEND_LOCK,))
         finally:
             conn.close()
 
@@ -359,7 +368,8 @@ class PostgresBackend:
         send lock)."""
         row = self.connection().execute(
             "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND mode = 'ShareLock' AND ((classid::bigint << 32) | objid::bigint) = ?",
+            " AND mode = 'ShareLock' AND ((classid::bigint << 32) | objid::bigint) = ?"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (_SEND_LOCK,)).fetchone()
         return int(row[0]) if row else 0
 

@@ -76,3 +76,15 @@ def test_a_laptops_test_send_approves_the_servers_send(project, postgres_url, tm
     again = run("send", ISSUE, "--all", "--yes", "--offline")  # once each
     assert again.exit_code == 0
     assert len(list((server / "outbox" / "2011-05").glob("*.eml"))) == 2
+
+
+def test_status_shows_the_live_senders(project, postgres_url, monkeypatch):
+    machine(project, postgres_url, monkeypatch)
+    with open_store(postgres_url) as store:
+        store.subscribers.add("ann@example.org")
+        store.ledger("2011-05").seed()
+        with store.send_lock():  # a sender running elsewhere
+            result = run("status", ISSUE)
+            assert result.exit_code == 0, result.output
+            assert "1 sender(s) running on this database now" in result.output
+    assert "sender(s) running" not in run("status", ISSUE).output  # it ended

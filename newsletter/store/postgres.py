@@ -137,6 +137,31 @@ MIGRATIONS: list[str] = [
     ALTER TABLE subscribers ADD COLUMN confirm_ip TEXT;
     ALTER TABLE subscribers ADD COLUMN source_file TEXT;
     """,
+    # 6: scheduled sends and stop requests (store/schedules.py).
+    """
+    CREATE TABLE schedules (
+        id BIGSERIAL PRIMARY KEY,
+        issue TEXT NOT NULL,
+        issue_path TEXT NOT NULL,
+        send_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        scheduled_by TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        detail TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        runner TEXT,
+        offline INTEGER NOT NULL DEFAULT 0,
+        forced INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX schedules_waiting ON schedules (send_at) WHERE state = 'scheduled';
+    CREATE TABLE stop_requests (
+        issue TEXT PRIMARY KEY,
+        requested_by TEXT NOT NULL,
+        requested_at TEXT NOT NULL
+    );
+    """,
     # Append the PostgreSQL DDL of every SQLite migration here, under the same number.
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,10 @@ def fill(where: str | Path) -> dict[str, object]:
         store.events.add(ProviderEvent(provider="sendgrid", event_id="e1",
                                        kind=EventKind.DELIVERED, email="ann@example.org",
                                        issue="2011-05"))
+        store.schedules.add(issue="2011-06", issue_path="issues/2011-06.yaml",
+                            at=dt.datetime(2031, 6, 1, 9, 0, tzinfo=dt.UTC),
+                            content_hash="h", scheduled_by="ann")
+        store.schedules.request_stop("2011-05", "bob")
         return snapshot(store)
 
 
@@ -45,6 +50,7 @@ def snapshot(store) -> dict[str, object]:
                    store.ledger("2011-05").rows()],
         "approval": store.approvals.last("2011-05"),
         "events": store.events.counts("2011-05"),
+        "schedules": store.schedules.all(),
     }
 
 
@@ -73,6 +79,7 @@ def test_copy_sqlite_to_postgresql_and_back(project, postgres_url, monkeypatch):
     result = run("db", "copy", str(source))
     assert result.exit_code == 0, result.output
     assert "subscribers" in result.output and "3 rows" in result.output
+    assert "schedules" in result.output and "stop_requests" in result.output
     with open_store(postgres_url) as store:
         assert snapshot(store) == expected
         store.subscribers.add("new@example.org")  # ids continue after the copied ones
@@ -84,6 +91,7 @@ def test_copy_sqlite_to_postgresql_and_back(project, postgres_url, monkeypatch):
     assert result.exit_code == 0, result.output
     with open_store(back) as store:
         assert snapshot(store)["ledger"] == expected["ledger"]
+        assert snapshot(store)["schedules"] == expected["schedules"]
         assert len(snapshot(store)["subscribers"]) == 4
 
 

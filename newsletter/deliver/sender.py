@@ -1,18 +1,24 @@
 """The send loop: ledger batches -> provider -> ledger, exactly once per subscriber.
 
 Order of one batch (never changed by a provider, see providers/base.py):
-  1. claim: pending rows -> in_flight, committed (anyone no longer active is dropped here);
+  1. claim: pending rows -> in_flight, committed durably, stamped with this sender's id, the
+     batch and each row's place in the send order (anyone no longer active is dropped here);
   2. send_batch, with bounded retries of RetryableError (nothing was accepted) and backoff;
-  3. record each recipient's outcome after the provider answered.
-A crash between 1 and 3 leaves rows in_flight; the next run reports them `unknown` and only
-`retry_unknown=True` sends them again. Rows `failed` (certainly not accepted) are retried by
-the next run without asking.
+     a `per_message` provider (smtp, file) reports each recipient's Result as soon as it has
+     it, and it is recorded at once (a commit without fsync) before the next message starts;
+  3. record the rest of the outcomes after the provider answered.
+A crash leaves rows in_flight; the next run settles them (deliver/recovery.py): per batch only
+the message that was on the wire is `unknown` (a whole request for sendgrid), and only
+`retry_unknown=True` sends it again. Rows `failed` (certainly not accepted) are retried by the
+next run without asking.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 from newsletter.deliver.campaign import Campaign, Kind, Recipient, Result, Status, issue_campaign
 from newsletter.deliver.providers import Provider, get_provider, provider_class
 from newsletter.deliver.providers.base import RetryableError
+from newsletter.deliver.recovery import recover
 from newsletter.errors import ConfigError, NewsletterError, ProviderAuthError, ProviderError
 from newsletter.store import (
     ACTIVE,
@@ -133,6 +140,9 @@ class SendReport:
     unknown: int = 0  # unknown in this run (not counting earlier ones)
     skipped: int = 0  # unsubscribed or suppressed after the ledger was seeded: not sent
     recovered_unknown: int = 0  # in_flight rows of a dead process, now unknown
+    recovered_pending: int = 0  # in_flight rows of a dead process never attempted: pending
+    recovered_sent: int = 0  # in_flight rows of a dead process shown to have arrived: sent
+    recovery_notes: list[str] = field(default_factory=list)  # e.g. leftover files removed
     requeued_unknown: int = 0  # unknown rows resent on purpose (--retry-unknown)
     unknown_total: int = 0  # unknown rows in the ledger after this run
     unknown_sample: list[str] = field(default_factory=list)
@@ -202,6 +212,10 @@ class _Run:
     # milliseconds between retries, a lock hands over at once.
     db_lock: threading.Lock = field(default_factory=threading.Lock)
     errors: list[BaseException] = field(default_factory=list)
+    # Per-message outcomes (providers that report them): this ledger over a connection whose
+    # commits skip the fsync, shared by the workers under db_lock.
+    fast: Ledger | None = None
+    sender_id: str | None = None
 
     def stopping(self) -> bool:
         if self.outer_stop is not None and self.outer_stop.is_set():
@@ -252,7 +266,15 @@ def send_all(
             ledger = store.ledger(slug)
             # With other live senders on this send (PostgreSQL), rows in flight may be theirs.
             if alone is not False:
-                report.recovered_unknown = ledger.recover_in_flight()
+                recovered = recover(store, slug, getattr(workers[0], "recover", None))
+                report.recovered_unknown = recovered.unknown
+                report.recovered_pending = recovered.requeued
+                report.recovered_sent = recovered.settled
+                report.recovery_notes = recovered.notes
+            per_message = all(getattr(p, "per_message", False) for p in workers)
+            # Durable before any claim: recovery reads it to know what this send's rows mean.
+            me = store.sender_records.start(slug, socket.gethostname(), os.getpid(),
+                                            store.durability_epoch(), per_message)
             if retry_unknown:
                 report.requeued_unknown = ledger.requeue(["unknown"])
             ledger.requeue(["failed"])
@@ -272,7 +294,9 @@ def send_all(
                 size = max(1, min(size, -(-report.to_send // len(workers))))  # all busy
             run = _Run(slug, settings, issue_campaign(rendered, settings), size,
                        _Pacer(settings.rate_limit), report, progress, threading.Event(),
-                       stop, max_attempts, backoff, remaining=sample)
+                       stop, max_attempts, backoff, remaining=sample, sender_id=me.id)
+            if per_message:
+                run.fast = Ledger(store.connect_fast(), slug)
             if progress:
                 progress(report)
             try:
@@ -320,6 +344,7 @@ def _parallel(run: _Run, workers: list[Provider], store: Store) -> None:
 
 def _worker(run: _Run, provider: Provider, store: Store, *, overlap: bool = False) -> None:
     ledger = store.ledger(run.slug)
+    ledger.sender = run.sender_id
     outcomes: list = []  # the previous batch's, written together with the next claim
     try:
         _work(run, provider, ledger, outcomes, overlap)
@@ -383,11 +408,13 @@ def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
             with run.db_lock:
                 ledger.release(claimed)
             raise
+        recorded: set[str] = set()  # outcomes already written message by message
+        on_result = _recorder(run, recorded) if run.fast is not None else None
         try:
             results = _send_with_retries(provider, run.campaign, recipients,
                                          attempts=run.max_attempts, backoff=run.backoff,
                                          stop=run.stop, report=report, lock=run.lock,
-                                         outer_stop=run.outer_stop)
+                                         outer_stop=run.outer_stop, on_result=on_result)
         except ProviderAuthError as exc:
             with run.db_lock:
                 ledger.release(claimed)  # refused credentials: nothing was accepted
@@ -415,15 +442,21 @@ def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
             raise
         except KeyboardInterrupt:
             # Interrupted mid-request: the provider may have accepted it.
-            _record_unknown(run, ledger, claimed, "interrupted while the request was in flight")
+            _record_unknown(run, ledger, claimed, recorded,
+                            "interrupted while the request was in flight")
             run.stop.set()
             report.stopped = True
             return
         except BaseException as exc:
             run.stop.set()
-            _record_unknown(run, ledger, claimed, f"unexpected error in flight: {exc!r}")
+            _record_unknown(run, ledger, claimed, recorded,
+                            f"unexpected error in flight: {exc!r}")
             raise
-        outcomes.extend(_tally(run, claimed, results))
+        batch_outcomes = _tally(run, claimed, results)
+        if recorded:
+            batch_outcomes = [(state, mid, err, rest) for state, mid, err, rows in batch_outcomes
+                              if (rest := [c for c in rows if c.email not in recorded])]
+        outcomes.extend(batch_outcomes)
         if len(results) > 1 and all(r.status == Status.FAILED for r in results):
             # The provider refused a whole batch (e.g. HTTP 400): the next would fare the same.
             # (A batch of one is one recipient's answer, e.g. a greylisting 450: go on.)
@@ -435,11 +468,33 @@ def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
             )
 
 
-def _record_unknown(run: _Run, ledger: Ledger, claimed, reason) -> None:
+def _recorder(run: _Run, recorded: set[str]) -> Callable[[Result], None]:
+    """The per-message outcome callback: one row written (no fsync) before the provider
+    starts the next message."""
+    fast = run.fast
+    assert fast is not None
+
+    def on_result(result: Result) -> None:
+        with run.db_lock:
+            fast.record_one(result.email, Status(result.status).value, result.message_id,
+                            result.error)
+        recorded.add(result.email)
+
+    return on_result
+
+
+def _record_unknown(run: _Run, ledger: Ledger, claimed: list[Claimed], recorded: set[str],
+                    reason: str) -> None:
+    """A batch interrupted mid-send. Per message: only the first row without an outcome can
+    have been on the wire; the rest were not attempted and go back to pending."""
+    left = [c for c in claimed if c.email not in recorded]
+    unsure, untouched = (left[:1], left[1:]) if run.fast is not None else (left, [])
     with run.db_lock:
-        ledger.record([("unknown", None, reason, claimed)])
+        ledger.record([("unknown", None, reason, unsure)])
+        if untouched:
+            ledger.release(untouched)
     with run.lock:
-        run.report.unknown += len(claimed)
+        run.report.unknown += len(unsure)
 
 
 def _tally(run: _Run, claimed: list[Claimed], results: list[Result]) -> list:
@@ -490,13 +545,17 @@ def _send_with_retries(
     report: SendReport | None = None,
     lock: threading.Lock | None = None,
     outer_stop: threading.Event | None = None,
+    on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
-    """send_batch, retrying RetryableError (certainly not accepted) with backoff + jitter."""
+    """send_batch, retrying RetryableError (certainly not accepted) with backoff + jitter.
+    `on_result`: passed to a per-message provider (each Result as soon as it is known)."""
     for attempt in range(1, attempts + 1):
         if report is not None:
             with lock or threading.Lock():
                 report.requests += 1
         try:
+            if on_result is not None:
+                return provider.send_batch(campaign, recipients, on_result=on_result)
             return provider.send_batch(campaign, recipients)
         except RetryableError as exc:
             if attempt == attempts:

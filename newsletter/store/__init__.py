@@ -11,8 +11,9 @@
 One owner per table, each a module with a class over one connection, and the only SQL on its
 table: `subscribers.Subscribers` (every status change: subscribe request, confirm,
 unsubscribe, suppress, set_status, import upsert; get/list/pages/counts), `ledger.Ledger`
-(seed, recover, requeue, claim, record, release, counts), `events.Events` (neutral provider
-events, counts per issue), `approvals.Approvals` (test sends), `schedules.Schedules`
+(seed, claim, record, record_one, in_flight, resolve, settle, requeue, release, counts),
+`senders.Senders` (who sends: id, host, pid, durability epoch), `events.Events` (neutral
+provider events, counts per issue), `approvals.Approvals` (test sends), `schedules.Schedules`
 (scheduled sends and stop requests). A new table is one more such module, a migration in
 each backend, and a property on `Tables`.
 
@@ -20,13 +21,23 @@ The table owners write portable SQL (SQLite and PostgreSQL both run it): `?` pla
 `ON CONFLICT DO NOTHING` for insert-if-absent, no backend functions. A backend module
 provides (`sqlite.SQLiteBackend`; the interface is `Backend` and `common.Connection`):
 
-    backend.connect() -> Connection         # a new connection of its own, migrated
+    backend.connect(durable=True) -> Connection  # a new connection of its own, migrated;
+                                            # durable=False: commits without waiting for
+                                            # the disk (survive a killed process, not a
+                                            # power cut; PostgreSQL: synchronous_commit off)
     backend.connection() -> Connection      # this thread's connection
     backend.write(fn)                       # fn(conn) in a committed transaction; may be
                                             # grouped with other threads' writes
     backend.send_lock()                     # context manager: one full send per database
                                             # (SQLite); on PostgreSQL senders share a send
                                             # and it yields whether this one is alone
+    backend.connect(durable=False)          # optional: commits without waiting for the disk
+    backend.send_running()                  # optional: a send holds the lock now
+    backend.sender_alive(sender)            # optional: that sender (a `senders` row) still
+                                            # runs, known at once (a lock, a session)
+    backend.durability_epoch()              # optional: changes whenever commits made with
+                                            # durable=False may have been lost (a reboot of
+                                            # the database's machine, a server restart)
     backend.close()
     conn.execute(sql, params) -> cursor     # rowcount, fetchone, fetchall, iteration by index
     conn.execute_many(sql, rows) -> int     # one statement, many parameter rows
@@ -43,6 +54,8 @@ and gives claims `FOR UPDATE SKIP LOCKED` (`conn.claim_lock`, empty on SQLite).
 
 from __future__ import annotations
 
+import inspect
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -68,14 +81,16 @@ from newsletter.store.ledger import Claimed, Ledger, LedgerRow, Outcomes
 from newsletter.store.postgres import PostgresBackend, is_url
 from newsletter.store.postgres import describe as describe_url
 from newsletter.store.schedules import Schedule, Schedules
+from newsletter.store.ledger import InFlight
+from newsletter.store.senders import Sender, Senders
 from newsletter.store.sqlite import SQLiteBackend
 from newsletter.store.subscribers import ImportRow, SubscribeOutcome, Subscriber, Subscribers
 
 __all__ = [
     "ACTIVE", "DONE_STATES", "IN_FLIGHT", "INACTIVE", "LEDGER_STATES", "PENDING",
     "SUBSCRIBER_STATUSES", "SUPPRESSED", "UNSUBSCRIBED", "Approvals", "Backend", "Claimed",
-    "Connection", "EventCount", "Events", "ImportRow", "Ledger", "LedgerRow", "Outcomes",
-    "Schedule", "Schedules", "Store",
+    "Connection", "EventCount", "Events", "ImportRow", "InFlight", "Ledger", "LedgerRow",
+    "Outcomes", "Schedule", "Schedules", "Sender", "Senders", "Store",
     "SubscribeOutcome", "Subscriber", "Subscribers", "Tables", "TestSend", "describe",
     "is_url", "normalise_email", "now", "open_store",
 ]
@@ -86,7 +101,7 @@ T = TypeVar("T")
 class Backend(Protocol):
     name: str
 
-    def connect(self) -> Connection: ...
+    def connect(self, durable: bool = True) -> Connection: ...
     def connection(self) -> Connection: ...
     def write(self, fn: Callable[[Connection], T]) -> T: ...
     def ping(self) -> None:
@@ -123,6 +138,10 @@ class Tables:
     @property
     def schedules(self) -> Schedules:
         return Schedules(self.conn)
+
+    @property
+    def sender_records(self) -> Senders:
+        return Senders(self.conn)
 
     def ledger(self, issue: str) -> Ledger:
         return Ledger(self.conn, issue)
@@ -161,6 +180,26 @@ class Store(Tables):
         """Senders running on this database now, where the backend can tell (PostgreSQL)."""
         count = getattr(self.backend, "senders", None)
         return count() if count else None
+
+    def sender_alive(self, sender: Sender) -> bool:
+        """Whether that sender still runs (backends that cannot tell: any sender running)."""
+        alive = getattr(self.backend, "sender_alive", None)
+        if alive is not None:
+            return alive(sender)
+        return bool(self.senders())
+
+    def durability_epoch(self) -> str:
+        """See the backend's; one that cannot tell gives a value never seen again, so
+        recovery treats every row in flight as possibly sent."""
+        epoch = getattr(self.backend, "durability_epoch", None)
+        return epoch() if epoch is not None else f"unknown/{uuid.uuid4().hex}"
+
+    def connect_fast(self) -> Connection:
+        """A connection of its own whose commits skip waiting for the disk where the backend
+        offers that (per-message outcomes), else an ordinary one."""
+        if "durable" in inspect.signature(self.backend.connect).parameters:
+            return self.backend.connect(durable=False)  # type: ignore[call-arg]
+        return self.backend.connect()
 
     def close(self) -> None:
         self.backend.close()

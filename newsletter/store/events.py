@@ -4,9 +4,10 @@ once each by (provider, event_id), and counted per issue. The only SQL on that t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from newsletter.deliver.events import EventKind, ProviderEvent
+from newsletter.deliver.events import ACCEPTED, EventKind, ProviderEvent
 from newsletter.store.common import Connection, iso, now
 
 MAX_FIELD = 1000  # longest text kept of a free-text field (reasons can be long SMTP replies)
@@ -35,6 +36,22 @@ class Events:
              iso(event.timestamp) if event.timestamp else None, _cut(event.reason),
              _cut(event.url), (event.provider_type or "")[:50], int(event.temporary), now()),
         ).rowcount)
+
+    def accepted(self, issue: str, emails: Sequence[str]) -> set[str]:
+        """Of `emails`, those with an event of `issue` saying the provider accepted the
+        message (deliver.events.ACCEPTED): evidence that a message in flight got there."""
+        if not emails:
+            return set()
+        kinds = sorted(k.value for k in ACCEPTED)
+        found: set[str] = set()
+        for start in range(0, len(emails), 500):
+            part = list(emails[start:start + 500])
+            found.update(row[0] for row in self.conn.execute(
+                "SELECT DISTINCT email FROM events WHERE issue = ? AND kind IN ({})"
+                " AND email IN ({})".format(",".join("?" * len(kinds)),
+                                            ",".join("?" * len(part))),
+                (issue, *kinds, *part)))
+        return found
 
     def total(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]

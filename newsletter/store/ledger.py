@@ -5,10 +5,11 @@ Each (issue, email) row moves
     pending -> in_flight -> sent | queued | rejected | failed | unknown
 
 `in_flight` is committed durably *before* the provider is called, and the outcome is written
-only after it answered. A row still `in_flight` when a send starts belongs to a process that
-died mid-request: it may or may not have been delivered, so it becomes `unknown` and is resent
-only on purpose (`send --retry-unknown`). (The listmonk lesson: a checkpoint that moves when a
-batch is *fetched* loses or duplicates recipients.)
+only after it answered. Each claimed row carries its sender, its batch and its place in the
+send order (`seq`), so that recovery can tell, of a dead sender's rows, which could have been
+on the wire (see `deliver/recovery.py`): those become `unknown` and are resent only on
+purpose (`send --retry-unknown`). (The listmonk lesson: a checkpoint that moves when a batch
+is *fetched* loses or duplicates recipients.)
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ from newsletter.store.common import (
     Connection,
     now,
 )
+
+
+class InFlight(NamedTuple):
+    """A row in flight, as recovery needs it."""
+
+    email: str
+    sender: str | None
+    batch: int | None
+    seq: int | None
 
 
 class Claimed(NamedTuple):
@@ -72,6 +82,7 @@ class Ledger:
         self.issue = issue
         self._mark: object = None  # the change mark at the end of the last claim
         self._helper: ThreadPoolExecutor | None = None  # for claim(meanwhile=...)
+        self.sender: str | None = None  # the id stamped on the rows this ledger claims
         rid = conn.row_id
         # The next pending rows, in claim order, with what a claim needs to know.
         self._pending_sql = (
@@ -82,14 +93,51 @@ class Ledger:
 
     # -- before a send -------------------------------------------------------------------
     def recover_in_flight(self) -> int:
-        """Rows left `in_flight` by a process that died mid-request become `unknown`.
-
-        Call only while holding the send lock: a live send's rows are in flight too.
-        """
+        """Every row left `in_flight` becomes `unknown` (no knowledge of what was on the
+        wire; `deliver.recovery` knows better). Only while holding the send lock."""
         return self.conn.execute(
             "UPDATE sends SET state = 'unknown', updated_at = ?,"
             " last_error = 'the sending process stopped before the provider answered'"
             " WHERE issue = ? AND state = 'in_flight'", (now(), self.issue)).rowcount
+
+    def in_flight(self) -> list[InFlight]:
+        """The rows in flight, in claim order, with their sender, batch and send order."""
+        return [InFlight(*row) for row in self.conn.execute(
+            "SELECT email, sender, batch, seq FROM sends WHERE issue = ?"
+            f" AND state = 'in_flight' ORDER BY {self.conn.row_id}", (self.issue,))]
+
+    def resolve(self, outcomes: Sequence[tuple[str, str, Sequence[str]]]) -> int:
+        """In-flight rows settled by recovery: (state, reason, emails) each (state one of
+        sent, unknown, pending). One transaction; returns the rows changed."""
+        changed = 0
+        stamp = now()
+        with self.conn.transaction():
+            for state, reason, emails in outcomes:
+                if state not in ("sent", "unknown", "pending"):
+                    raise StoreError(f"recovery cannot settle a row as {state!r}",
+                                     field="state")
+                changed += self.conn.execute_in(
+                    "UPDATE sends SET state = ?, last_error = ?, updated_at = ?"
+                    " WHERE issue = ? AND state = 'in_flight' AND email IN ({})",
+                    (state, reason, stamp, self.issue), list(emails))
+        return changed
+
+    def settle(self, email: str) -> bool:
+        """An unknown row the provider says it accepted (an event) becomes sent."""
+        return bool(self.conn.execute(
+            "UPDATE sends SET state = 'sent', updated_at = ?,"
+            " last_error = 'settled: the provider reported it accepted'"
+            " WHERE issue = ? AND email = ? AND state = 'unknown'",
+            (now(), self.issue, email)).rowcount)
+
+    def record_one(self, email: str, state: str, message_id: str | None,
+                   error: str | None) -> None:
+        """One message's outcome, as soon as the provider has it (a single statement, so a
+        commit of its own on the connection it runs on)."""
+        self.conn.execute(
+            "UPDATE sends SET state = ?, message_id = ?, last_error = ?, updated_at = ?"
+            " WHERE issue = ? AND email = ? AND state = 'in_flight'",
+            (state, message_id, error, now(), self.issue, email))
 
     def seed(self, chunk: int = 10_000) -> int:
         """A `pending` row for every active subscriber not yet in the ledger for this issue.
@@ -270,9 +318,12 @@ class Ledger:
         if drop:
             self.conn.execute_in(f"DELETE FROM sends WHERE {rid} IN ({{}})", (), drop)
         if take:
+            # The batch is named by its first row; `seq` keeps the send order (the claim
+            # order, which is the row order) even if the rows are renumbered later.
             self.conn.execute_in(
                 "UPDATE sends SET state = 'in_flight', attempts = attempts + 1,"
-                f" updated_at = ? WHERE {rid} IN ({{}})", (now(),), [c.rowid for c in take])
+                f" updated_at = ?, sender = ?, batch = ?, seq = {rid} WHERE {rid} IN ({{}})",
+                (now(), self.sender, take[0].rowid), [c.rowid for c in take])
         return take, len(drop)
 
     def _finish(self, outcomes: Sequence[Outcomes], fresh: bool,

@@ -163,6 +163,21 @@ MIGRATIONS: list[str] = [
     );
     """,
     # Append the PostgreSQL DDL of every SQLite migration here, under the same number.
+    # 7: who sends, and on each claimed row its sender, batch and send order (recovery).
+    """
+    CREATE TABLE senders (
+        id TEXT PRIMARY KEY,
+        issue TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        epoch TEXT NOT NULL,
+        per_message INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT
+    );
+    ALTER TABLE sends ADD COLUMN sender TEXT;
+    ALTER TABLE sends ADD COLUMN batch BIGINT;
+    ALTER TABLE sends ADD COLUMN seq BIGINT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -12,7 +12,7 @@ modules, so adding a provider is one module plus one import line there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Protocol
 
 from newsletter.deliver.campaign import Campaign, Recipient, Result
@@ -103,6 +103,22 @@ class Provider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class PerMessageProvider(Provider, Protocol):
+    """A provider that sends a batch one message at a time, in order (`per_message = True`):
+    `send_batch(campaign, recipients, on_result=callback)` calls `callback(result)` for each
+    recipient as soon as its outcome is known and before the next message starts, so the
+    sender can record it at once and a crash leaves at most the message on the wire unknown.
+
+    Optionally `recover(slug, emails) -> (found, notes)`: which of `emails` (in flight when a
+    send died) the provider can show were sent, and notes for people (e.g. leftover files
+    removed)."""
+
+    per_message: ClassVar[bool]
+
+    def send_batch(self, campaign: Campaign, recipients: Sequence[Recipient],
+                   on_result: Callable[[Result], None] | None = None) -> list[Result]: ...
 
 
 REGISTRY: dict[str, type[Provider]] = {}

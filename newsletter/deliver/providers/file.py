@@ -2,8 +2,10 @@
 
 Layout: `<outbox>/<slug>/<UTC timestamp>-<n>-<email>.eml`, for example
 `outbox/2011-05/20110518T140501.123456Z-000001-ana@example.org.eml`. Each file is written to a
-hidden temporary file in the same folder and renamed into place, so a reader (or a crash) never
-sees half a message. The bytes are exactly what the SMTP provider would send (CRLF line ends).
+hidden temporary file in the same folder (`.<pid>-<random>.part`) and renamed into place, so a
+reader (or a crash) never sees half a message; after a crash the next send removes the
+temporary files of dead writers and counts a complete `.eml` of a recipient left in flight as
+sent (`recover`). The bytes are exactly what the SMTP provider would send (CRLF line ends).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import itertools
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 from newsletter.deliver.campaign import Campaign, Recipient, Result, Status
@@ -43,6 +47,7 @@ class FileProvider(NoWebhook):
     max_batch = 1000
     default_connections = 1
     selected_by = None  # the fallback when no other provider is configured
+    per_message = True  # send_batch reports each Result as soon as its file is complete
 
     @classmethod
     def from_settings(cls, settings) -> FileProvider:
@@ -65,7 +70,8 @@ class FileProvider(NoWebhook):
         self._factory = factory_for(self._factory, campaign)
         return self._factory
 
-    def send_batch(self, campaign: Campaign, recipients: Sequence[Recipient]) -> list[Result]:
+    def send_batch(self, campaign: Campaign, recipients: Sequence[Recipient],
+                   on_result: Callable[[Result], None] | None = None) -> list[Result]:
         check_batch(campaign, recipients)
         factory = self._factory_for(campaign)
         folder = self.outbox / safe_name(campaign.slug)
@@ -74,23 +80,61 @@ class FileProvider(NoWebhook):
         except OSError as exc:
             raise ProviderError(f"cannot create the outbox {folder}: {exc.strerror}",
                                 provider=self.name) from None
-        results = []
+        results: list[Result] = []
+        if on_result is None:
+            add = results.append
+        else:
+            def add(result: Result) -> None:  # reported before the next file is begun
+                results.append(result)
+                on_result(result)
         for recipient in recipients:
             try:
                 data = factory.render(recipient)
             except AddressError as exc:
-                results.append(Result(recipient.email, Status.REJECTED, error=str(exc)))
+                add(Result(recipient.email, Status.REJECTED, error=str(exc)))
                 continue
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             path = folder / f"{stamp}-{next(self._counter):06d}-{safe_name(recipient.email)}.eml"
             try:
                 _write_atomically(path, data)
             except OSError as exc:
-                results.append(Result(recipient.email, Status.FAILED,
-                                      error=f"cannot write {path}: {exc.strerror}"))
+                add(Result(recipient.email, Status.FAILED,
+                           error=f"cannot write {path}: {exc.strerror}"))
                 continue
-            results.append(Result(recipient.email, Status.SENT, message_id=message_id_of(data)))
+            add(Result(recipient.email, Status.SENT, message_id=message_id_of(data)))
         return results
+
+    def recover(self, slug: str, emails: Sequence[str]) -> tuple[set[str], list[str]]:
+        """After a crash: which of `emails` (in flight when a send died) have a complete
+        `.eml` in this issue's folder (evidence they were sent), and notes for people: the
+        unfinished temporary files of dead processes, removed."""
+        folder = self.outbox / safe_name(slug)
+        if not folder.is_dir():
+            return set(), []
+        wanted = {safe_name(e): e for e in emails}
+        found: set[str] = set()
+        removed = 0
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(".part"):
+                    match = _TEMP.fullmatch(name)
+                    if match and not _alive(int(match[1])):
+                        try:
+                            os.unlink(entry.path)
+                            removed += 1
+                        except FileNotFoundError:
+                            pass
+                    continue
+                match = _NAME.fullmatch(name) if wanted else None
+                if match and match[1] in wanted:
+                    email = wanted[match[1]]
+                    if _addressed_to(Path(entry.path), email):
+                        found.add(email)
+        notes = [f"removed {removed} unfinished temporary file(s) from {folder}: messages"
+                 " being written when an earlier send stopped (their recipients were not"
+                 " sent)"] if removed else []
+        return found, notes
 
     def close(self) -> None:
         self._factory = None
@@ -104,8 +148,39 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+# `<stamp>-<n>-<safe address>.eml`, and the temporary `.<pid>-<random>.part` of a writer
+_NAME = re.compile(r"\d{8}T\d{6}\.\d{6}Z-\d{6,}-(.+)\.eml")
+_TEMP = re.compile(r"\.(\d+)-.*\.part")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _addressed_to(path: Path, email: str) -> bool:
+    """The file's To header names `email` (two addresses can share a safe name)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16384).split(b"\r\n\r\n", 1)[0]
+    except OSError:
+        return False
+    message = BytesParser(policy=policy.default).parsebytes(head + b"\r\n\r\n",
+                                                            headersonly=True)
+    try:
+        return any(a.addr_spec.lower() == email.lower() for a in message["To"].addresses)
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
+    # The writer's pid in the name: the next run removes only the files of dead writers.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{os.getpid()}-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)

@@ -29,7 +29,7 @@ import base64
 import smtplib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -115,6 +115,7 @@ class SmtpProvider(NoWebhook):
     # Each message is a round trip to the server: a few connections in parallel gain most.
     default_connections = 4
     selected_by = "SMTP_URL"  # chosen without NEWSLETTER_PROVIDER when this is set
+    per_message = True  # send_batch reports each Result as soon as the server answered
 
     def __init__(
         self,
@@ -244,11 +245,18 @@ class SmtpProvider(NoWebhook):
         self._factory = None
 
     # -- sending -------------------------------------------------------------------------
-    def send_batch(self, campaign: Campaign, recipients: Sequence[Recipient]) -> list[Result]:
+    def send_batch(self, campaign: Campaign, recipients: Sequence[Recipient],
+                   on_result: Callable[[Result], None] | None = None) -> list[Result]:
         check_batch(campaign, recipients)
         self._factory = factory = factory_for(self._factory, campaign)
         sender = factory.from_address
         results: list[Result] = []
+        if on_result is None:
+            add = results.append
+        else:
+            def add(result: Result) -> None:  # reported before the next message starts
+                results.append(result)
+                on_result(result)
 
         def delivered() -> bool:  # may anything of this batch have reached the server?
             return any(r.status in (Status.SENT, Status.UNKNOWN) for r in results)
@@ -258,10 +266,10 @@ class SmtpProvider(NoWebhook):
                 data = factory.render(recipient)
                 rcpt = ascii_address(recipient.email)
             except AddressError as exc:
-                results.append(Result(recipient.email, Status.REJECTED, error=str(exc)))
+                add(Result(recipient.email, Status.REJECTED, error=str(exc)))
                 continue
             try:
-                results.append(self._send_one(sender, rcpt, recipient.email, data))
+                add(self._send_one(sender, rcpt, recipient.email, data))
             except ProviderError as exc:
                 # Nothing of this batch reached the server: let the caller retry or stop.
                 if not delivered():

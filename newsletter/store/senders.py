@@ -1,0 +1,48 @@
+"""Senders (`senders`): who is sending, from where, and since when. The only SQL on that table.
+
+A full send registers itself before it claims anything (one durable row): the id stamped on
+every row it claims, the host and process, the backend's durability epoch at that moment (see
+`Backend.durability_epoch`) and whether it records each message's outcome as it goes
+(`per_message`). Recovery reads it to decide what a dead sender's in-flight rows can be.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from newsletter.store.common import Connection, now
+
+
+@dataclass(frozen=True)
+class Sender:
+    id: str
+    issue: str
+    host: str
+    pid: int
+    epoch: str  # the backend's durability epoch when the sender started
+    per_message: bool  # outcomes recorded message by message (smtp, file), not per request
+    started_at: str
+
+
+class Senders:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def start(self, issue: str, host: str, pid: int, epoch: str, per_message: bool) -> Sender:
+        sender = Sender(uuid.uuid4().hex, issue, host, pid, epoch, per_message, now())
+        with self.conn.transaction():
+            self.conn.execute(
+                "INSERT INTO senders (id, issue, host, pid, epoch, per_message, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sender.id, issue, host, pid, epoch, int(per_message), sender.started_at))
+        return sender
+
+    def get(self, ids: Sequence[str]) -> dict[str, Sender]:
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT id, issue, host, pid, epoch, per_message, started_at FROM senders"
+            " WHERE id IN ({})".format(",".join("?" * len(ids))), tuple(ids)).fetchall()
+        return {r[0]: Sender(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows}

@@ -335,7 +335,7 @@ def test_signed_events_are_applied_once_and_a_replay_changes_nothing(site: Site)
     replay = site.webhook(_events())
     assert replay.status == 200
     assert json.loads(replay.body) == {"received": 7, "new": 0, "duplicates": 7, "invalid": 0,
-                                       "suppressed": 0}
+                                       "suppressed": 0, "settled": 0}
     assert conn.conn.execute("SELECT * FROM events ORDER BY event_id").fetchall() == before
     assert list(conn.subscribers.list()) == subs
     conn.close()

@@ -364,7 +364,7 @@ def test_apply_events_suppresses_on_bounce_rejection_complaint_and_unsubscribes(
     ]
     out = lifecycle.apply_events(store, batch, invalid=2)
     assert out.as_dict() == {"received": 9, "new": 6, "duplicates": 0, "invalid": 3,
-                             "suppressed": 4}
+                             "suppressed": 4, "settled": 0}
     status = {s.email.split("@")[0]: s.status for s in store.subscribers.list()}
     assert status == {"bounced": "suppressed", "temporary": "active",
                       "rejected": "suppressed", "complained": "suppressed",

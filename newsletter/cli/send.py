@@ -203,10 +203,10 @@ def _send_all(issue: str, settings, *, yes: bool, force: bool, retry_unknown: bo
         restore()
     if watch.requested:
         click.echo(f"Stop requested by {watch.requested} (`newsletter stop`).", err=True)
-    _print_report(report, sample=size)
+    _print_report(report, issue, sample=size)
 
 
-def _print_report(report, sample: int | None = None) -> None:
+def _print_report(report, issue: str, sample: int | None = None) -> None:
     parts = ", ".join(f"{n} {name}" for name, n in (
         ("sent", report.sent), ("queued", report.queued), ("rejected", report.rejected),
         ("failed", report.failed), ("unknown", report.unknown)) if n)
@@ -215,9 +215,14 @@ def _print_report(report, sample: int | None = None) -> None:
                f" ({report.rate:.0f}/s); {report.already_done} done by earlier runs.")
     if report.skipped:
         click.echo(f"{report.skipped} skipped: unsubscribed or suppressed since the send began.")
-    if report.recovered_unknown:
-        click.echo(f"{report.recovered_unknown} were in flight when an earlier send stopped:"
-                   " now unknown.")
+    for note in report.recovery_notes:
+        click.echo(f"Recovery: {note}.")
+    recovered = report.recovered_unknown + report.recovered_pending + report.recovered_sent
+    if recovered:
+        click.echo(f"{recovered} were in flight when an earlier send stopped:"
+                   f" {report.recovered_unknown} may have been on the wire (now unknown),"
+                   f" {report.recovered_sent} shown to have arrived (sent),"
+                   f" {report.recovered_pending} never attempted (sent now).")
     if report.unknown_total:
         more = report.unknown_total - len(report.unknown_sample)
         click.echo(f"{report.unknown_total} recipient(s) with an unknown outcome (the provider may"
@@ -225,7 +230,8 @@ def _print_report(report, sample: int | None = None) -> None:
         for email in report.unknown_sample:
             click.echo(f"  {email}", err=True)
         if more > 0:
-            click.echo(f"  ... and {more} more", err=True)
+            click.echo(f"  ... and {more} more (all of them: newsletter status"
+                       f" {issue} --unknown)", err=True)
     if sample is not None and not report.stopped:
         click.echo("That was a sample: `newsletter send ISSUE.yaml --all` sends the rest,"
                    " once each.")
@@ -285,22 +291,40 @@ def _progress_reporter():
 
 @click.command("status")
 @click.argument("issue", metavar="ISSUE.yaml")
+@click.option("--unknown", "list_unknown", is_flag=True,
+              help="Print every address whose outcome is unknown, one per line (nothing else).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @reports_errors
-def status(issue: str) -> None:
+def status(issue: str, list_unknown: bool, as_json: bool) -> None:
     """Show what the send ledger knows about ISSUE, and the provider's events.
+
+    "in flight" counts messages of a send running now; rows left in flight by a send that
+    stopped (killed, crashed) show as "interrupted": the next send settles them.
 
     \b
     Example:
       newsletter status issues/2011-05.yaml
+      newsletter status issues/2011-05.yaml --unknown > unknown.txt
+      newsletter status issues/2011-05.yaml --json
     """
+    import json
+
     from newsletter.deliver.events import EventKind
+    from newsletter.deliver.recovery import in_flight_now
     from newsletter.store import open_store
     from newsletter.subscribers.lifecycle import issue_stats
 
+    if list_unknown and as_json:
+        raise click.UsageError("choose one of --unknown and --json")
     settings = load_settings()
     slug = _slug(issue)
     with open_store(settings) as store:
+        if list_unknown:
+            for email in store.ledger(slug).emails("unknown"):
+                click.echo(email)
+            return
         stats = issue_stats(store, slug)
+        live, interrupted = in_flight_now(store, slug)
         unknown = store.ledger(slug).emails("unknown", 20)
         senders = store.senders()
     counts = stats.ledger
@@ -309,11 +333,22 @@ def status(issue: str) -> None:
         # A typo (issues/2011-5.yaml) should not look like an issue nobody was sent;
         # a deleted issue file with a ledger still reports its ledger.
         raise UserError(f"{issue}: file not found (and no send of '{slug}' in the ledger)")
+    if as_json:
+        ledger = {state: counts[state] for state in STATE_ORDER}
+        ledger.update(in_flight=live, interrupted=interrupted)
+        events = {label: stats.count(*map(EventKind, kinds)) for label, kinds in EVENT_ROWS}
+        events["unsubscribed"] = stats.unsubscribed
+        click.echo(json.dumps({"issue": slug, "total": total, "ledger": ledger,
+                               "events": events}, indent=2))
+        return
     click.echo(f"{slug}: {total} recipient(s) in the send ledger")
     for state in STATE_ORDER:
         click.echo(f"  {state:<12}{counts[state]:>8}")
-    if counts["in_flight"]:
-        click.echo(f"  {'in flight':<12}{counts['in_flight']:>8}  (a send is running now)")
+    if live:
+        click.echo(f"  {'in flight':<12}{live:>8}  (a send is running now)")
+    if interrupted:
+        click.echo(f"  {'interrupted':<12}{interrupted:>8}  (left in flight by a send that"
+                   " stopped; the next send settles them)")
     if senders:
         click.echo(f"  {senders} sender(s) running on this database now")
     click.echo("After sending (provider events and unsubscribes):")
@@ -326,7 +361,8 @@ def status(issue: str) -> None:
         for email in unknown:
             click.echo(f"  {email}")
         if counts["unknown"] > len(unknown):
-            click.echo(f"  ... and {counts['unknown'] - len(unknown)} more")
+            click.echo(f"  ... and {counts['unknown'] - len(unknown)} more"
+                       f" (all of them: newsletter status {issue} --unknown)")
 
 
 COMMANDS = [send, status]

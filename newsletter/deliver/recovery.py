@@ -98,3 +98,15 @@ def recover(store: Store, issue: str, evidence: Evidence | None = None) -> Recov
                     ("unknown", UNKNOWN_REASON, unknown),
                     ("pending", PENDING_REASON, never)])
     return out
+
+
+def in_flight_now(store: Store, issue: str) -> tuple[int, int]:
+    """(in flight with a live sender, interrupted: left by a sender that is gone and settled
+    by the next send)."""
+    rows = store.ledger(issue).in_flight()
+    if not rows:
+        return 0, 0
+    senders = store.senders.get(sorted({r.sender for r in rows if r.sender}))
+    alive = {sid: store.sender_alive(s) for sid, s in senders.items()}
+    live = sum(1 for r in rows if alive.get(r.sender or "", False))
+    return live, len(rows) - live

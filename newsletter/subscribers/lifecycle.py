@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from newsletter.deliver.events import EventKind, ProviderEvent
+from newsletter.deliver.events import ACCEPTED, EventKind, ProviderEvent
 from newsletter.store import (
     ACTIVE,
     PENDING,
@@ -88,6 +88,7 @@ class EventsApplied:
     duplicates: int = 0
     invalid: int = 0
     suppressed: int = 0  # subscribers whose status changed because of these events
+    settled: int = 0  # unknown ledger rows now sent: the provider reported accepting them
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -97,7 +98,10 @@ def apply_events(store: Tables, events: Iterable[ProviderEvent], *, invalid: int
                  ) -> EventsApplied:
     """Keep each event once (by provider and event id) and act on the new ones: a bounce
     (not a temporary one), a rejection or a complaint suppresses the address, an unsubscribe
-    event unsubscribes it. A replayed batch changes nothing. One transaction.
+    event unsubscribes it, and an event saying the provider accepted the message (queued,
+    delivered, deferred, bounced, rejected) settles an `unknown` ledger row of its issue as
+    sent (one arriving before the row became unknown is kept, and recovery consults it). A
+    replayed batch changes nothing. One transaction.
 
     `invalid`: events the provider's parser could not read, counted in the result."""
     out = EventsApplied(received=invalid, invalid=invalid)
@@ -115,6 +119,8 @@ def apply_events(store: Tables, events: Iterable[ProviderEvent], *, invalid: int
                 out.duplicates += 1
                 continue
             out.new += 1
+            if event.kind in ACCEPTED and event.issue:
+                out.settled += tx.ledger(event.issue).settle(email)
             status = SUPPRESSING.get(event.kind)
             # A temporary bounce (the provider retries) is recorded, not acted on.
             if status is None or event.temporary:

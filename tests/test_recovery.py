@@ -124,8 +124,8 @@ def test_file_evidence_counts_a_complete_eml_and_removes_dead_temporaries(tmp_pa
     child.wait()
     (folder / f".{child.pid}-abc.part").write_bytes(b"half a mess")
     (folder / f".{os.getpid()}-live.part").write_bytes(b"being written")
-    found, notes = provider.recover(ISSUE, ["ann@example.org", "cid@example.org"])
-    assert found == {"ann@example.org"}
+    found, notes, conclusive = provider.recover(ISSUE, ["ann@example.org", "cid@example.org"])
+    assert found == {"ann@example.org"} and conclusive
     assert not (folder / f".{child.pid}-abc.part").exists()
     assert (folder / f".{os.getpid()}-live.part").exists()  # a live writer's: left alone
     assert len(notes) == 1 and "removed 1 unfinished temporary file" in notes[0]

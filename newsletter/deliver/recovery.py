@@ -15,8 +15,9 @@ sender sent whole requests (`sendgrid`: a request is the unit), every row in fli
 back into `pending`: the claim itself was durable before anything left.
 
 Evidence settles an `unknown` before it is reported: a provider event saying the message was
-accepted (deliver.events.ACCEPTED), or what the provider itself can show (a complete `.eml` in
-the file outbox). Rows of a sender that is still alive are left alone.
+accepted (deliver.events.ACCEPTED), or what the provider itself can show. The file outbox is
+conclusive: a complete `.eml` means sent, none means it never went out (pending again). Rows
+of a sender that is still alive are left alone.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ UNKNOWN_REASON = "the sending process stopped while this message may have been o
 PENDING_REASON = "not attempted: the sending process stopped before reaching it"
 SENT_REASON = "in flight when the sending process stopped; the provider shows it arrived"
 
-# What a provider can show of messages it may have sent: (found addresses, notes for people)
-Evidence = Callable[[str, Sequence[str]], tuple[set[str], list[str]]]
+# What a provider can show of messages it may have sent: (found addresses, notes for people,
+# conclusive: a message it does not find certainly did not go out, e.g. the file outbox)
+Evidence = Callable[[str, Sequence[str]], tuple[set[str], list[str], bool]]
 
 
 @dataclass
@@ -76,6 +78,7 @@ def recover(store: Store, issue: str, evidence: Evidence | None = None) -> Recov
         if evidence is not None:
             out.notes = evidence(issue, [])[1]
         return out
+    conclusive = False
     senders = store.senders.get(sorted({r.sender for r in rows if r.sender}))
     dead = [r for r in rows if r.sender not in senders
             or not store.sender_alive(senders[r.sender])]
@@ -88,9 +91,11 @@ def recover(store: Store, issue: str, evidence: Evidence | None = None) -> Recov
     maybe, never = split_in_flight(dead, exact)
     arrived = store.events.accepted(issue, maybe)
     if evidence is not None:
-        found, out.notes = evidence(issue, [e for e in maybe if e not in arrived])
+        found, out.notes, conclusive = evidence(issue, [e for e in maybe if e not in arrived])
         arrived |= found
     unknown = [e for e in maybe if e not in arrived]
+    if conclusive:  # not found where it would be: it never went out
+        never, unknown = never + unknown, []
     out.settled = len(arrived)
     out.unknown = len(unknown)
     out.requeued = len(never)

@@ -111,9 +111,9 @@ class PerMessageProvider(Provider, Protocol):
     recipient as soon as its outcome is known and before the next message starts, so the
     sender can record it at once and a crash leaves at most the message on the wire unknown.
 
-    Optionally `recover(slug, emails) -> (found, notes)`: which of `emails` (in flight when a
-    send died) the provider can show were sent, and notes for people (e.g. leftover files
-    removed)."""
+    Optionally `recover(slug, emails) -> (found, notes, conclusive)`: which of `emails` (in
+    flight when a send died) the provider can show were sent, notes for people (e.g. leftover
+    files removed), and whether an address not found certainly was not sent."""
 
     per_message: ClassVar[bool]
 

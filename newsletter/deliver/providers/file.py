@@ -104,13 +104,14 @@ class FileProvider(NoWebhook):
             add(Result(recipient.email, Status.SENT, message_id=message_id_of(data)))
         return results
 
-    def recover(self, slug: str, emails: Sequence[str]) -> tuple[set[str], list[str]]:
+    def recover(self, slug: str, emails: Sequence[str]) -> tuple[set[str], list[str], bool]:
         """After a crash: which of `emails` (in flight when a send died) have a complete
-        `.eml` in this issue's folder (evidence they were sent), and notes for people: the
-        unfinished temporary files of dead processes, removed."""
+        `.eml` in this issue's folder, notes for people (the unfinished temporary files of
+        dead processes, removed), and True: the outbox is conclusive, an address without a
+        complete file was not sent."""
         folder = self.outbox / safe_name(slug)
         if not folder.is_dir():
-            return set(), []
+            return set(), [], True
         wanted = {safe_name(e): e for e in emails}
         found: set[str] = set()
         removed = 0
@@ -134,7 +135,7 @@ class FileProvider(NoWebhook):
         notes = [f"removed {removed} unfinished temporary file(s) from {folder}: messages"
                  " being written when an earlier send stopped (their recipients were not"
                  " sent)"] if removed else []
-        return found, notes
+        return found, notes, True
 
     def close(self) -> None:
         self._factory = None

@@ -151,7 +151,7 @@ def test_sendgrid_random_kills_then_webhook_events_settle_the_unknowns(project, 
                "SENDGRID_API_HOST": sg.url}
         for k, v in {**env, "SENDGRID_WEBHOOK_PUBLIC_KEY": public}.items():
             monkeypatch.setenv(k, v)
-        emails = add_subscribers(project / "newsletter.db", 300)
+        emails = add_subscribers(project / "newsletter.db", 800)
         added = _kill_chain(project, env, lambda: len(sg.requests), per_kill=20, step=3,
                             seed=seed)
         got = Counter(recipients_of(sg))

@@ -188,3 +188,48 @@ def test_status_says_in_flight_while_a_send_holds_the_lock(project, settings):
         proc.wait()
     with open_store(settings.db_path) as store:
         assert in_flight_now(store, ISSUE) == (0, 1)
+
+
+class _PerMessage:
+    """A per-message provider that, before each message, reads the ledger from another
+    connection: the previous message's outcome must already be there."""
+
+    name = "per-message"
+    max_batch = 10
+    per_message = True
+
+    def __init__(self, db_path) -> None:
+        self.db_path = db_path
+        self.seen: list[tuple[str, str]] = []  # (previous address, its state then)
+
+    def send_batch(self, campaign, recipients, on_result=None):
+        from newsletter.deliver.campaign import Result, Status
+
+        results = []
+        for r in recipients:
+            if results:
+                with open_store(self.db_path) as other:
+                    state = {x.email: x.state for x in other.ledger(ISSUE).rows()}
+                self.seen.append((results[-1].email, state[results[-1].email]))
+            result = Result(r.email, Status.SENT, message_id="m")
+            results.append(result)
+            on_result(result)
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+def test_each_outcome_is_in_the_ledger_before_the_next_message_starts(project, settings):
+    from newsletter.deliver.sender import send_all
+    from tests.support.sending import rendered
+
+    add_subscribers(settings.db_path, 12)
+    provider = _PerMessage(settings.db_path)
+    report = send_all(rendered(), settings, provider)
+    assert report.sent == 12 and counts(settings.db_path)["sent"] == 12
+    assert len(provider.seen) == 10 and {s for _, s in provider.seen} == {"sent"}
+    with open_store(settings.db_path) as store:
+        (sender,) = store.senders.get(
+            [r[0] for r in store.conn.execute("SELECT id FROM senders")]).values()
+        assert sender.per_message and sender.epoch == store.backend.durability_epoch()

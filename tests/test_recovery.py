@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
@@ -24,12 +25,21 @@ from tests.support.sending import add_subscribers, counts
 ISSUE = "2011-05"
 
 
+@pytest.fixture
+def store(tmp_path):
+    """SQLite here: the PostgreSQL backend's liveness and durability epoch are its own
+    (these tests use the SQLite lock, boot id and path)."""
+    opened = open_store(tmp_path / "store" / "newsletter.db")
+    yield opened
+    opened.close()
+
+
 def _dead_sender(store, *, per_message: bool, epoch: str | None = None) -> str:
     """A senders row of a process that is gone (pid of a finished child)."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    sender = store.senders.start(ISSUE, "this-host", child.pid,
-                                 epoch or store.backend.durability_epoch(), per_message)
+    sender = store.sender_records.start(ISSUE, "this-host", child.pid,
+                                 epoch or store.durability_epoch(), per_message)
     return sender.id
 
 
@@ -58,7 +68,7 @@ def test_same_boot_per_message_only_the_first_in_flight_row_is_unknown(store):
     store.ledger(ISSUE).seed()
     sid = _dead_sender(store, per_message=True)
     ledger, claimed = _claim(store, sid, 10)
-    fast = type(ledger)(store.backend.connect(durable=False), ISSUE)
+    fast = type(ledger)(store.connect_fast(), ISSUE)
     for c in claimed[:3]:  # three answered and recorded before the kill
         fast.record_one(c.email, "sent", "m", None)
     out = recover(store, ISSUE)
@@ -164,8 +174,8 @@ def test_status_says_in_flight_while_a_send_holds_the_lock(project, settings):
         "from newsletter.store import open_store\n"
         f"s = open_store({str(settings.db_path)!r})\n"
         "with s.send_lock():\n"
-        f"    me = s.senders.start({ISSUE!r}, socket.gethostname(), os.getpid(),"
-        " s.backend.durability_epoch(), True)\n"
+        f"    me = s.sender_records.start({ISSUE!r}, socket.gethostname(), os.getpid(),"
+        " s.durability_epoch(), True)\n"
         f"    l = s.ledger({ISSUE!r}); l.sender = me.id; l.claim(1)\n"
         "    print('ready', flush=True); time.sleep(30)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
@@ -230,6 +240,6 @@ def test_each_outcome_is_in_the_ledger_before_the_next_message_starts(project, s
     assert report.sent == 12 and counts(settings.db_path)["sent"] == 12
     assert len(provider.seen) == 10 and {s for _, s in provider.seen} == {"sent"}
     with open_store(settings.db_path) as store:
-        (sender,) = store.senders.get(
+        (sender,) = store.sender_records.get(
             [r[0] for r in store.conn.execute("SELECT id FROM senders")]).values()
-        assert sender.per_message and sender.epoch == store.backend.durability_epoch()
+        assert sender.per_message and sender.epoch == store.durability_epoch()

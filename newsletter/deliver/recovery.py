@@ -79,10 +79,10 @@ def recover(store: Store, issue: str, evidence: Evidence | None = None) -> Recov
             out.notes = evidence(issue, [])[1]
         return out
     conclusive = False
-    senders = store.senders.get(sorted({r.sender for r in rows if r.sender}))
+    senders = store.sender_records.get(sorted({r.sender for r in rows if r.sender}))
     dead = [r for r in rows if r.sender not in senders
             or not store.sender_alive(senders[r.sender])]
-    epoch = store.backend.durability_epoch()
+    epoch = store.durability_epoch()
 
     def exact(sender_id: str | None) -> bool:
         sender = senders.get(sender_id or "")
@@ -111,7 +111,7 @@ def in_flight_now(store: Store, issue: str) -> tuple[int, int]:
     rows = store.ledger(issue).in_flight()
     if not rows:
         return 0, 0
-    senders = store.senders.get(sorted({r.sender for r in rows if r.sender}))
+    senders = store.sender_records.get(sorted({r.sender for r in rows if r.sender}))
     alive = {sid: store.sender_alive(s) for sid, s in senders.items()}
     live = sum(1 for r in rows if alive.get(r.sender or "", False))
     return live, len(rows) - live

@@ -77,11 +77,10 @@ from newsletter.store.common import (
     now,
 )
 from newsletter.store.events import EventCount, Events
-from newsletter.store.ledger import Claimed, Ledger, LedgerRow, Outcomes
+from newsletter.store.ledger import Claimed, InFlight, Ledger, LedgerRow, Outcomes
 from newsletter.store.postgres import PostgresBackend, is_url
 from newsletter.store.postgres import describe as describe_url
 from newsletter.store.schedules import Schedule, Schedules
-from newsletter.store.ledger import InFlight
 from newsletter.store.senders import Sender, Senders
 from newsletter.store.sqlite import SQLiteBackend
 from newsletter.store.subscribers import ImportRow, SubscribeOutcome, Subscriber, Subscribers

@@ -68,7 +68,7 @@ def test_same_boot_per_message_only_the_first_in_flight_row_is_unknown(store):
     store.ledger(ISSUE).seed()
     sid = _dead_sender(store, per_message=True)
     ledger, claimed = _claim(store, sid, 10)
-    fast = type(ledger)(store.connect_fast(), ISSUE)
+    fast = type(ledger)(store.backend.connect(durable=False), ISSUE)
     for c in claimed[:3]:  # three answered and recorded before the kill
         fast.record_one(c.email, "sent", "m", None)
     out = recover(store, ISSUE)
@@ -241,5 +241,5 @@ def test_each_outcome_is_in_the_ledger_before_the_next_message_starts(project, s
     assert len(provider.seen) == 10 and {s for _, s in provider.seen} == {"sent"}
     with open_store(settings.db_path) as store:
         (sender,) = store.sender_records.get(
-            [r[0] for r in store.conn.execute("SELECT id FROM senders")]).values()
+            [r[0] for r in store.conn.execute("SELECT sender FROM senders")]).values()
         assert sender.per_message and sender.epoch == store.durability_epoch()

@@ -271,7 +271,9 @@ def send_all(
                 report.recovered_pending = recovered.requeued
                 report.recovered_sent = recovered.settled
                 report.recovery_notes = recovered.notes
-            per_message = all(getattr(p, "per_message", False) for p in workers)
+            fast = store.connect_fast() if all(
+                getattr(p, "per_message", False) for p in workers) else None
+            per_message = fast is not None
             # Durable before any claim: recovery reads it to know what this send's rows mean.
             me = store.sender_records.start(slug, socket.gethostname(), os.getpid(),
                                             store.durability_epoch(), per_message)
@@ -295,8 +297,8 @@ def send_all(
             run = _Run(slug, settings, issue_campaign(rendered, settings), size,
                        _Pacer(settings.rate_limit), report, progress, threading.Event(),
                        stop, max_attempts, backoff, remaining=sample, sender_id=me.id)
-            if per_message:
-                run.fast = Ledger(store.connect_fast(), slug)
+            if fast is not None:
+                run.fast = Ledger(fast, slug)
             if progress:
                 progress(report)
             try:

@@ -193,12 +193,13 @@ class Store(Tables):
         epoch = getattr(self.backend, "durability_epoch", None)
         return epoch() if epoch is not None else f"unknown/{uuid.uuid4().hex}"
 
-    def connect_fast(self) -> Connection:
-        """A connection of its own whose commits skip waiting for the disk where the backend
-        offers that (per-message outcomes), else an ordinary one."""
+    def connect_fast(self) -> Connection | None:
+        """A connection of its own whose commits skip waiting for the disk (per-message
+        outcomes), or None where the backend does not offer that (then a sender records
+        outcomes per batch: a commit per message that waits for the disk would be slow)."""
         if "durable" in inspect.signature(self.backend.connect).parameters:
             return self.backend.connect(durable=False)  # type: ignore[call-arg]
-        return self.backend.connect()
+        return None
 
     def close(self) -> None:
         self.backend.close()

@@ -166,7 +166,7 @@ MIGRATIONS: list[str] = [
     # 7: who sends, and on each claimed row its sender, batch and send order (recovery).
     """
     CREATE TABLE senders (
-        id TEXT PRIMARY KEY,
+        sender TEXT PRIMARY KEY,
         issue TEXT NOT NULL,
         host TEXT NOT NULL,
         pid INTEGER NOT NULL,

@@ -34,7 +34,7 @@ class Senders:
         sender = Sender(uuid.uuid4().hex, issue, host, pid, epoch, per_message, now())
         with self.conn.transaction():
             self.conn.execute(
-                "INSERT INTO senders (id, issue, host, pid, epoch, per_message, started_at)"
+                "INSERT INTO senders (sender, issue, host, pid, epoch, per_message, started_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (sender.id, issue, host, pid, epoch, int(per_message), sender.started_at))
         return sender
@@ -43,6 +43,6 @@ class Senders:
         if not ids:
             return {}
         rows = self.conn.execute(
-            "SELECT id, issue, host, pid, epoch, per_message, started_at FROM senders"
-            " WHERE id IN ({})".format(",".join("?" * len(ids))), tuple(ids)).fetchall()
+            "SELECT sender, issue, host, pid, epoch, per_message, started_at FROM senders"
+            " WHERE sender IN ({})".format(",".join("?" * len(ids))), tuple(ids)).fetchall()
         return {r[0]: Sender(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows}

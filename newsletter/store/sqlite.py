@@ -160,7 +160,7 @@ MIGRATIONS: list[str] = [
     # batch and its place in the send order: recovery after a crash reads them.
     """
     CREATE TABLE senders (
-        id TEXT PRIMARY KEY,
+        sender TEXT PRIMARY KEY,
         issue TEXT NOT NULL,
         host TEXT NOT NULL,
         pid INTEGER NOT NULL,

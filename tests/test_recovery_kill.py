@@ -133,9 +133,9 @@ def test_file_random_kills_complete_files_count_as_sent(project, monkeypatch):
     _kill_chain(project, env, lambda: len(files()), per_kill=1, step=15, seed=seed)
     got = Counter(p.name.split("-", 2)[2].removesuffix(".eml") for p in files())
     unknown = _check_final(project, got, emails)
-    # A complete file is evidence: with one writer, nothing stays unknown at all, and no
-    # temporary file of a dead writer is left behind.
-    assert unknown == [] and set(got) == set(emails)
+    # A complete file is evidence (sent); the file being written at a kill may stay unknown
+    # (at most one per kill, checked per kill). No temporary file of a dead writer is left.
+    assert set(got) | set(unknown) == set(emails) and not set(got) & set(unknown)
     assert list(folder.glob(".*.part")) == []
 
 

@@ -15,9 +15,11 @@ sender sent whole requests (`sendgrid`: a request is the unit), every row in fli
 back into `pending`: the claim itself was durable before anything left.
 
 Evidence settles an `unknown` before it is reported: a provider event saying the message was
-accepted (deliver.events.ACCEPTED), or what the provider itself can show. The file outbox is
-conclusive: a complete `.eml` means sent, none means it never went out (pending again). Rows
-of a sender that is still alive are left alone.
+accepted (deliver.events.ACCEPTED), or what the provider itself can show (a complete `.eml` in
+the file outbox means sent). Only positive evidence counts: a message not found where this
+process looks may have been written elsewhere (another machine's or another folder's outbox),
+so it stays `unknown` rather than going back to `pending`. Rows of a sender that is still alive
+are left alone.
 """
 
 from __future__ import annotations
@@ -78,7 +80,6 @@ def recover(store: Store, issue: str, evidence: Evidence | None = None) -> Recov
         if evidence is not None:
             out.notes = evidence(issue, [])[1]
         return out
-    conclusive = False
     senders = store.sender_records.get(sorted({r.sender for r in rows if r.sender}))
     dead = [r for r in rows if r.sender not in senders
             or not store.sender_alive(senders[r.sender])]
@@ -91,11 +92,9 @@ def recover(store: Store, issue: str, evidence: Evidence | None = None) -> Recov
     maybe, never = split_in_flight(dead, exact)
     arrived = store.events.accepted(issue, maybe)
     if evidence is not None:
-        found, out.notes, conclusive = evidence(issue, [e for e in maybe if e not in arrived])
+        found, out.notes, _ = evidence(issue, [e for e in maybe if e not in arrived])
         arrived |= found
     unknown = [e for e in maybe if e not in arrived]
-    if conclusive:  # not found where it would be: it never went out
-        never, unknown = never + unknown, []
     out.settled = len(arrived)
     out.unknown = len(unknown)
     out.requeued = len(never)

@@ -80,6 +80,10 @@ _PG_BINDIR = postgres.find_bindir()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        # Each browser test starts Chromium (about a second): they run in the full suite,
+        # not in the `-m "not slow"` inner loop.
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.slow)
         if _POSTGRES_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
             if _PG_BINDIR is None:

@@ -109,3 +109,91 @@ def test_sqlite_still_refuses_a_second_sender(tmp_path):
         with store.send_lock(), pytest.raises(NewsletterError, match="another"):
             with other.send_lock():
                 pass
+
+
+# Recovery on PostgreSQL: each sender holds a lock of its own, so its liveness is known per
+# sender, and the durability epoch is the server's (postmaster start, stats reset, cluster).
+
+def _claimed(store, sender_id: str, n: int) -> list[str]:
+    ledger = store.ledger("2011-05")
+    ledger.sender = sender_id
+    return [c.email for c in ledger.claim(n)[0]]
+
+
+def _states(store) -> dict[str, str]:
+    return {r.email: r.state for r in store.ledger("2011-05").rows()}
+
+
+def _dead(url: str, *, per_message: bool, epoch: str | None = None) -> str:
+    """A sender that registered, held its lock, and is gone (its session closed)."""
+    with open_store(url) as gone, gone.send_lock():
+        me = gone.sender_records.start("2011-05", "elsewhere", 1,
+                                       epoch or gone.durability_epoch(), per_message)
+        gone.hold_sender(me)
+        assert gone.sender_alive(me)
+    return me.id
+
+
+def test_postgres_epoch_is_stable_and_fast_connections_skip_the_wal_flush(postgres_url):
+    with open_store(postgres_url) as store:
+        assert store.durability_epoch() == store.durability_epoch()
+        fast = store.connect_fast()
+        assert fast is not None
+        assert fast.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+        assert fast.execute("SELECT source FROM pg_settings"
+                            " WHERE name = 'synchronous_commit'").fetchone()[0] == "session"
+
+
+def test_postgres_same_epoch_per_message_only_the_first_in_flight_row_is_unknown(postgres_url):
+    from newsletter.deliver.recovery import recover
+
+    seeded(postgres_url, 10)
+    sid = _dead(postgres_url, per_message=True)
+    with open_store(postgres_url) as store:
+        store.ledger("2011-05").seed()
+        claimed = _claimed(store, sid, 10)
+        fast = type(store.ledger("2011-05"))(store.connect_fast(), "2011-05")
+        for email in claimed[:3]:
+            fast.record_one(email, "sent", "m", None)
+        out = recover(store, "2011-05")
+        assert (out.unknown, out.requeued) == (1, 6)
+        state = _states(store)
+    assert [state[e] for e in claimed] == ["sent"] * 3 + ["unknown"] + ["pending"] * 6
+
+
+def test_postgres_another_epoch_makes_every_in_flight_row_unknown(postgres_url):
+    from newsletter.deliver.recovery import recover
+
+    seeded(postgres_url, 5)
+    sid = _dead(postgres_url, per_message=True, epoch="an-earlier/server-start")
+    with open_store(postgres_url) as store:
+        store.ledger("2011-05").seed()
+        _claimed(store, sid, 5)
+        assert recover(store, "2011-05").unknown == 5
+        assert set(_states(store).values()) == {"unknown"}
+
+
+def test_postgres_a_dead_senders_rows_recover_beside_a_live_one(postgres_url):
+    from newsletter.deliver.recovery import in_flight_now, recover
+
+    seeded(postgres_url, 8)
+    dead = _dead(postgres_url, per_message=False)
+    with open_store(postgres_url) as store, open_store(postgres_url) as live:
+        store.ledger("2011-05").seed()
+        with live.send_lock():
+            me = live.sender_records.start("2011-05", "here", os.getpid(),
+                                           live.durability_epoch(), False)
+            live.hold_sender(me)
+            theirs = _claimed(store, me.id, 4)
+            gone = _claimed(store, dead, 4)
+            with store.send_lock() as alone:
+                assert alone is False and store.knows_each_sender
+                assert store.sender_alive(me)
+                assert not store.sender_alive(store.sender_records.get([dead])[dead])
+                assert in_flight_now(store, "2011-05") == (4, 4)
+                assert recover(store, "2011-05").unknown == 4
+            state = _states(store)
+            assert {state[e] for e in gone} == {"unknown"}
+            assert {state[e] for e in theirs} == {"in_flight"}  # the live sender's, untouched
+        # Its session released the lock: now it is dead too.
+        assert not store.sender_alive(me)

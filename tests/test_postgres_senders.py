@@ -197,3 +197,52 @@ def test_postgres_a_dead_senders_rows_recover_beside_a_live_one(postgres_url):
             assert {state[e] for e in theirs} == {"in_flight"}  # the live sender's, untouched
         # Its session released the lock: now it is dead too.
         assert not store.sender_alive(me)
+
+
+@pytest.mark.slow
+def test_postgres_epoch_changes_when_the_server_reinitialises_after_a_crashed_backend():
+    """A backend killed with kill -9 makes the server drop its shared memory (WAL buffers of
+    commits made with synchronous_commit off included) without restarting the postmaster."""
+    import psycopg
+
+    from tests.support import postgres
+
+    bindir = postgres.find_bindir()
+    if bindir is None:
+        pytest.skip(postgres.missing_reason())
+    with postgres.Cluster.start(bindir) as cluster, cluster.database() as url:
+        with open_store(url) as store:
+            before = store.durability_epoch()
+            victim = psycopg.connect(url)
+            os.kill(victim.execute("SELECT pg_backend_pid()").fetchone()[0], signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    after = store.durability_epoch()
+                    break
+                except Exception:  # the server is reinitialising
+                    assert time.monotonic() < deadline, "the server did not come back"
+                    time.sleep(0.2)
+            assert after != before
+            assert after == store.durability_epoch()
+
+
+def test_postgres_epoch_works_for_a_role_without_privileges(postgres_url):
+    import psycopg
+
+    with open_store(postgres_url) as store:
+        full = store.durability_epoch()
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("CREATE ROLE plain_reader LOGIN PASSWORD 'pw'")
+            admin.execute("GRANT SELECT ON newsletter_schema TO plain_reader")  # opening it
+            admin.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
+        try:
+            url = postgres_url.replace(postgres_url.split("@")[0], "postgresql://plain_reader:pw")
+            with open_store(url) as plain:
+                epoch = plain.durability_epoch()
+            assert epoch == f"cluster/{full.split('/', 1)[1]}"  # same server state, no id
+        finally:
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                admin.execute("GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC")
+                admin.execute("DROP OWNED BY plain_reader")
+                admin.execute("DROP ROLE plain_reader")

@@ -81,15 +81,16 @@ def test_a_killed_sender_leaves_only_its_own_rows_unknown(project, postgres_url,
     assert 0 < left <= 1000  # at most A's batch in flight (the ledger's batch size today)
     c = sender(project, box)  # A is known dead (its own lock ended with its session)
     out, _ = c.communicate(timeout=300)
-    assert c.returncode == 0, out
-    assert f"{left} were in flight when an earlier send stopped" in out
+    assert f"{left} were in flight when an earlier send stopped" in out, out
     with open_store(postgres_url) as store:
         counts = store.ledger("2011-05").counts()
-    # The outbox settles A's rows: the one it was writing is sent or never went out.
-    assert counts["in_flight"] == counts["unknown"] == counts["pending"] == 0
-    assert counts["sent"] == len(emails)
+    # Per-message outcomes, same server: only the message A was on can be unknown (unless
+    # its complete .eml shows it went out); the rest of A's batch was sent by C.
+    assert counts["in_flight"] == counts["pending"] == 0 and counts["unknown"] <= 1
+    assert c.returncode == (1 if counts["unknown"] else 0), out
+    assert counts["sent"] + counts["unknown"] == len(emails)
     everyone = Counter(recipients(box))
-    assert sorted(everyone) == emails and max(everyone.values()) == 1  # all, once each
+    assert max(everyone.values()) == 1 and len(everyone) == counts["sent"]  # nobody twice
 
 
 def test_senders_are_counted_by_their_live_sessions(postgres_url):

@@ -264,8 +264,9 @@ def send_all(
                 workers = providers
             report = SendReport(issue=slug)
             ledger = store.ledger(slug)
-            # With other live senders on this send (PostgreSQL), rows in flight may be theirs.
-            if alone is not False:
+            # With other live senders on this send, rows in flight may be theirs: recover
+            # only where the backend tells each sender's liveness apart (PostgreSQL).
+            if alone is not False or store.knows_each_sender:
                 recovered = recover(store, slug, getattr(workers[0], "recover", None))
                 report.recovered_unknown = recovered.unknown
                 report.recovered_pending = recovered.requeued
@@ -277,6 +278,7 @@ def send_all(
             # Durable before any claim: recovery reads it to know what this send's rows mean.
             me = store.sender_records.start(slug, socket.gethostname(), os.getpid(),
                                             store.durability_epoch(), per_message)
+            store.hold_sender(me)  # before any claim stamps a row with its id
             if retry_unknown:
                 report.requeued_unknown = ledger.requeue(["unknown"])
             ledger.requeue(["failed"])

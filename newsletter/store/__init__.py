@@ -35,6 +35,8 @@ provides (`sqlite.SQLiteBackend`; the interface is `Backend` and `common.Connect
     backend.send_running()                  # optional: a send holds the lock now
     backend.sender_alive(sender)            # optional: that sender (a `senders` row) still
                                             # runs, known at once (a lock, a session)
+    backend.hold_sender(sender)             # optional: mark this process's sender alive
+                                            # for others while the send lock is held
     backend.durability_epoch()              # optional: changes whenever commits made with
                                             # durable=False may have been lost (a reboot of
                                             # the database's machine, a server restart)
@@ -186,6 +188,19 @@ class Store(Tables):
         if alive is not None:
             return alive(sender)
         return bool(self.senders())
+
+    def hold_sender(self, sender: Sender) -> None:
+        """Make `sender` (this process's, just registered) known as alive to others while its
+        send lock is held, where the backend tracks each sender (PostgreSQL)."""
+        hold = getattr(self.backend, "hold_sender", None)
+        if hold is not None:
+            hold(sender)
+
+    @property
+    def knows_each_sender(self) -> bool:
+        """Whether sender_alive tells each sender apart even while others run (PostgreSQL),
+        so a dead sender's rows can be recovered beside live senders."""
+        return hasattr(self.backend, "hold_sender")
 
     def durability_epoch(self) -> str:
         """See the backend's; one that cannot tell gives a value never seen again, so

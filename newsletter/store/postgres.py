@@ -15,6 +15,7 @@ is constant) and claims skip rows another sender has locked (`FOR UPDATE SKIP LO
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from newsletter.errors import StoreError
+from newsletter.store.senders import Sender
 
 MIGRATIONS: list[str] = [
     # 1: the first schema (the same tables and columns as SQLite's; times stay ISO text, so
@@ -184,6 +186,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # Advisory lock keys (64-bit; any constant unlikely to collide with another application's).
 _MIGRATE_LOCK = 0x6E65_7773_6D69_6772  # "newsmigr"
 _SEND_LOCK = 0x6E65_7773_7365_6E64  # "newssend"
+
+
+def _sender_key(sender_id: str) -> int:
+    """A sender's own advisory lock key: 60 bits of a hash of its id, below 2**60 so it
+    never meets the fixed keys above."""
+    return int(hashlib.sha256(sender_id.encode()).hexdigest()[:15], 16)
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
 
 
@@ -337,6 +345,7 @@ class PostgresBackend:
         self._local = threading.local()
         self._opened: list[PostgresConnection] = []
         self._opened_lock = threading.Lock()
+        self._send_session: psycopg.Connection | None = None  # while send_lock() is held
         self.migrated = migrate(self.connection())  # (version before, version after)
 
     def __str__(self) -> str:
@@ -349,9 +358,15 @@ class PostgresBackend:
             raise StoreError(f"cannot connect: {_reason(exc, self.url)}",
                              file=self.where) from None
 
-    def connect(self) -> PostgresConnection:
-        """A new connection of its own (closed by `close()` at the latest)."""
-        conn = PostgresConnection(self._raw())
+    def connect(self, durable: bool = True) -> PostgresConnection:
+        """A new connection of its own (closed by `close()` at the latest). `durable=False`:
+        its commits return before the WAL is flushed (synchronous_commit off: they survive
+        the client's death, not a server crash; see durability_epoch)."""
+        raw = self._raw()
+        if not durable:
+            raw.execute("SET synchronous_commit = off")
+            raw.commit()
+        conn = PostgresConnection(raw)
         with self._opened_lock:
             self._opened.append(conn)
         return conn
@@ -390,16 +405,65 @@ class PostgresBackend:
         lock was free a moment): only then are rows left in flight certainly a dead sender's,
         and may be recovered. Claims skip each other's rows (`claim_lock`)."""
         conn = self._raw()
+        conn.autocommit = True
         try:
             conn.execute("SELECT pg_advisory_lock_shared(%s)", (_SEND_LOCK,))
             # One's own shared lock does not conflict with one's exclusive request.
             alone = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SEND_LOCK,)).fetchone()
             if alone and alone[0]:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_SEND_LOCK,))
-            yield bool(alone and alone[0])
+            self._send_session = conn
+            try:
+                yield bool(alone and alone[0])
+            finally:
+                self._send_session = None
             # Released before closing: the server ends a closed session a moment later, and
             # until then this sender would still count as alive.
-            conn.execute("SELECT pg_advisory_unlock_shared(%s)", (_SEND_LOCK,))
+            conn.execute("SELECT pg_advisory_unlock_all()")
+        finally:
+            conn.close()
+
+    def hold_sender(self, sender: Sender) -> None:
+        """Mark `sender` (this process's, just registered) alive for as long as its send lock
+        session lives: an exclusive advisory lock keyed by its id on that session. Call
+        inside send_lock(), before the sender claims anything."""
+        session = self._send_session
+        if session is None:
+            raise StoreError("a sender is registered outside the send lock", file=self.where)
+        session.execute("SELECT pg_advisory_lock(%s)", (_sender_key(sender.id),))
+
+    def sender_alive(self, sender: Sender) -> bool:
+        """Whether a live session holds that sender's own lock (see hold_sender): known at
+        once after a kill -9, whoever else is sending."""
+        row = self.connection().execute(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND mode = 'ExclusiveLock' AND objsubid = 1"
+            " AND ((classid::bigint << 32) | objid::bigint) = ?"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (_sender_key(sender.id),)).fetchone()
+        return bool(row and row[0])
+
+    def durability_epoch(self) -> str:
+        """Changes whenever commits made with synchronous_commit off may have been lost: the
+        server restarted (postmaster start time) or reinitialised itself after a crashed
+        backend (shared statistics are reset then: the bgwriter's stats_reset), or it is
+        another cluster (system identifier, where this role may read it)."""
+        conn = self._raw()
+        conn.autocommit = True
+        try:
+            row = conn.execute(
+                "SELECT pg_postmaster_start_time()::text,"
+                " pg_stat_get_bgwriter_stat_reset_time()::text").fetchone()
+            epoch = f"{row[0]}/{row[1]}" if row else ""
+            try:
+                ident = conn.execute(
+                    "SELECT system_identifier FROM pg_control_system()").fetchone()
+            except psycopg.Error:  # needs superuser or pg_monitor on some servers
+                ident = None
+            return f"{ident[0] if ident else 'cluster'}/{epoch}"
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read the server's state: {_reason(exc, self.url)}",
+                             file=self.where) from None
         finally:
             conn.close()
 

@@ -172,7 +172,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sends ADD COLUMN batch INTEGER;
     ALTER TABLE sends ADD COLUMN seq INTEGER;
     """,
-    # Room for the next tables (e.g. schedules): append a migration, never edit one above.
+    # Append a migration (and its PostgreSQL twin in postgres.py), never edit one above.
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -67,6 +67,7 @@ def _one(findings, needle: str):
     return found[0]
 
 
+@pytest.mark.slow
 def test_a_404_is_an_error_naming_link_text_and_story(link_findings) -> None:
     findings, _, server = link_findings
     f = _one(findings, server.url("/missing"))

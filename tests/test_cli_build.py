@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
@@ -149,6 +150,7 @@ def test_every_command_has_help_with_an_example() -> None:
     assert {"build", "new"} <= set(names)
 
 
+@pytest.mark.slow
 def test_build_imports_nothing_it_does_not_need(seed_issue: Path, project: Path) -> None:
     """The build command stays fast: no provider, HTTP client or database on its path.
     (premailer itself imports requests at import time; that one is unavoidable.)"""

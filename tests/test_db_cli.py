@@ -54,6 +54,7 @@ def snapshot(store) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_db_migrate_reports_the_schema_version(project, postgres_url, monkeypatch):
     monkeypatch.setenv("NEWSLETTER_DB", postgres_url)
     result = run("db", "migrate")

@@ -32,6 +32,7 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
+@pytest.mark.slow
 def test_a_laptops_test_send_approves_the_servers_send(project, postgres_url, tmp_path,
                                                        monkeypatch):
     laptop, server = project, tmp_path / "server"

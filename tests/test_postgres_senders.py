@@ -105,6 +105,7 @@ def test_senders_are_counted_by_their_live_sessions(postgres_url):
         assert store.senders() == 0
 
 
+@pytest.mark.slow
 def test_sqlite_still_refuses_a_second_sender(tmp_path):
     from newsletter.errors import NewsletterError
 

@@ -164,6 +164,7 @@ def test_status_says_interrupted_lists_unknown_and_prints_json(project, settings
     assert counts(settings.db_path)["unknown"] == 3
 
 
+@pytest.mark.slow
 def test_status_says_in_flight_while_a_send_holds_the_lock(project, settings):
     add_subscribers(settings.db_path, 2)
     with open_store(settings.db_path) as store:

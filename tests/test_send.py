@@ -179,6 +179,7 @@ def test_stop_event_ends_after_the_current_batch(settings):
     assert (c["sent"], c["pending"], c["in_flight"]) == (10, 20, 0)
 
 
+@pytest.mark.slow
 def test_rate_limit(settings):
     import dataclasses
 
@@ -201,6 +202,7 @@ def test_missing_secret_fails_before_claiming(settings):
     assert counts(settings.db_path)["in_flight"] == 0
 
 
+@pytest.mark.slow
 def test_a_second_send_at_once_is_refused(settings):
     add_subscribers(settings.db_path, 3)
     box = {}

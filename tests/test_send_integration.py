@@ -115,6 +115,7 @@ def test_401_through_the_cli(project, sendgrid):
     assert counts(settings.db_path)["sent"] == 0
 
 
+@pytest.mark.slow
 def test_hang_is_unknown_and_retry_unknown_resends(project, sendgrid, monkeypatch):
     monkeypatch.setenv("SENDGRID_TIMEOUT", "0.5")
     settings = fresh_settings(project)

@@ -105,6 +105,7 @@ def test_the_pages_button_unsubscribes_too(site: Site) -> None:
     assert site.status(ANN) == "unsubscribed"
 
 
+@pytest.mark.slow
 def test_one_click_is_idempotent(site: Site) -> None:
     site.add(ANN)
     first = call(site.base, "POST", site.unsubscribe_path(ANN), ONE_CLICK)
@@ -535,6 +536,7 @@ def test_subscribe_page_and_invalid_address(site: Site) -> None:
     conn.close()
 
 
+@pytest.mark.slow
 def test_status_shows_what_the_webhook_and_one_click_recorded(site: Site) -> None:
     from newsletter.deliver.sender import send_all
     from tests.support.sending import RecordingProvider, add_subscribers, rendered
@@ -581,6 +583,7 @@ def test_a_failed_confirmation_email_is_a_503_and_can_be_retried_at_once(
     conn.close()
 
 
+@pytest.mark.slow
 def test_a_one_click_waits_for_a_cli_write_lock_and_succeeds(site: Site) -> None:
     site.add(ANN)
     other = site.db()  # e.g. `send --all` claiming a batch

@@ -116,6 +116,7 @@ def _serve(project: Path, *args: str, env: dict | None = None) -> subprocess.Pop
                             text=True)
 
 
+@pytest.mark.slow
 def test_serve_command_starts_answers_and_stops_on_ctrl_c(project: Path) -> None:
     proc = _serve(project, "--port", "0", "--threads", "2")
     try:
@@ -136,6 +137,7 @@ def test_serve_command_starts_answers_and_stops_on_ctrl_c(project: Path) -> None
     ({"NEWSLETTER_SECRET": ""}, "NEWSLETTER_SECRET"),
     ({"SENDGRID_WEBHOOK_PUBLIC_KEY": "bm90IGEga2V5"}, "SENDGRID_WEBHOOK_PUBLIC_KEY"),
 ])
+@pytest.mark.slow
 def test_serve_refuses_to_start_with_a_clear_message(project: Path, env, message) -> None:
     proc = _serve(project, "--port", "0", env=env)
     out, err = proc.communicate(timeout=30)
@@ -143,6 +145,7 @@ def test_serve_refuses_to_start_with_a_clear_message(project: Path, env, message
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_serve_reports_a_port_in_use(project: Path) -> None:
     import socket
 
@@ -156,6 +159,7 @@ def test_serve_reports_a_port_in_use(project: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_serve_reports_a_host_it_cannot_listen_on(project: Path) -> None:
     # .invalid never resolves (RFC 6761); waitress raised ValueError, shown as a traceback
     proc = _serve(project, "--host", "no-such-host.invalid", "--port", "0")

@@ -20,6 +20,7 @@ from tests.support.sending import RecordingProvider, add_subscribers, counts, re
 CLI = [sys.executable, "-m", "newsletter"]
 
 
+@pytest.mark.slow
 def test_a_stop_request_reaches_the_send_loop_between_batches(settings):
     add_subscribers(settings.db_path, 50)
     requested = threading.Event()

@@ -132,6 +132,7 @@ def test_pages_are_keyset_pages_in_id_order(store):
     assert [s.email for s in store.subscribers.list(status="unsubscribed")] == [emails[3]]
 
 
+@pytest.mark.slow
 def test_listing_memory_is_flat(store):
     add(store, 20_000)
     tracemalloc.start()
@@ -268,6 +269,7 @@ def test_ledger_claim_meanwhile_returns_only_once_committed(store, tmp_path):
         ledger.close()
 
 
+@pytest.mark.slow
 def test_ledger_claim_interrupted_while_waiting_for_the_commit(store, monkeypatch):
     """A Ctrl-C (KeyboardInterrupt in the main thread) that arrives while claim waits for
     the helper's commit: claim waits for the helper to finish, then puts the new batch back
@@ -533,6 +535,7 @@ def test_store_write_of_many_threads_each_committed(store):
     assert {s.email for s in store.subscribers.list()} == {f"w{i}@example.org" for i in range(7)}
 
 
+@pytest.mark.slow
 def test_sqlite_one_send_lock_per_database(tmp_path):
     first, second = open_store(tmp_path / "n.db"), open_store(tmp_path / "." / "n.db")
     with first.send_lock():

@@ -191,11 +191,6 @@ def dark_html(html: str) -> tuple[str, str]:
     return (new if n else extra + styled), hint
 
 
-def check_findings(rendered: Any, settings: Settings) -> dict[str, Any]:
-    """run_checks offline, as the page shows them; never raises."""
-    return _checks_payload(_offline_findings(rendered, settings))
-
-
 def _offline_findings(rendered: Any, settings: Settings) -> list | Exception:
     try:
         return run_checks(rendered, settings, offline=True)

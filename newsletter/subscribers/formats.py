@@ -153,11 +153,6 @@ def is_true(value: str | None) -> bool:
     return (value or "").strip().lower() in TRUE_WORDS
 
 
-def _join(*parts: str | None) -> str | None:
-    text = " ".join(p.strip() for p in parts if p and p.strip())
-    return text or None
-
-
 def _headers(raw: Sequence[str]) -> list[str]:
     # A BOM the decoder left (a file saved twice by Excel) and quotes around names are noise.
     return [h.replace("\ufeff", "").strip().strip('"').strip().lower() for h in raw]

@@ -26,8 +26,10 @@ provides (`sqlite.SQLiteBackend`; the interface is `Backend` and `common.Connect
                                             # the disk (survive a killed process, not a
                                             # power cut; PostgreSQL: synchronous_commit off)
     backend.connection() -> Connection      # this thread's connection
-    backend.write(fn)                       # fn(conn) in a committed transaction; may be
-                                            # grouped with other threads' writes
+    backend.write(fn)                       # fn(conn), committed when it returns: grouped
+                                            # with other threads' writes (SQLite) or each
+                                            # statement on its own (PostgreSQL); fn opens a
+                                            # transaction for all-or-nothing changes
     backend.send_lock()                     # context manager: one full send per database
                                             # (SQLite); on PostgreSQL senders share a send
                                             # and it yields whether this one is alone
@@ -166,8 +168,10 @@ class Store(Tables):
         return self.backend.connection()
 
     def write(self, fn: Callable[[Tables], T]) -> T:
-        """`fn(tables)` in a committed transaction, grouped with concurrent writes of other
-        threads where the backend does that (a web request's durable write)."""
+        """`fn(tables)`, committed when this returns (a web request's durable write):
+        grouped with concurrent writes of other threads (SQLite), or each statement
+        committing on its own (PostgreSQL). Changes that must be all or nothing go in
+        `tables.transaction()`, as the table owners' methods do."""
         return self.backend.write(lambda conn: fn(Tables(conn)))
 
     def ping(self) -> None:

@@ -172,27 +172,30 @@ class Subscribers:
                 ((email, name, stamp, stamp, stamp, source, stamp) for email, name in people))
 
     # -- status changes ------------------------------------------------------------------
-    def unsubscribe(self, email: str, reason: str) -> bool:
-        """Mark the address unsubscribed at once. True if this call changed anything.
+    def unsubscribe(self, email: str, reason: str) -> str | None:
+        """Mark the address unsubscribed at once: "unsubscribed" (it was on the list),
+        "recorded" (it was not) or None (nothing changed).
 
         Idempotent: a second call keeps the first time and reason; a suppressed address stays
         suppressed (it is not sent to either way). An address not on the list is recorded as
         unsubscribed, so a later import cannot quietly start sending to it. A send in progress
         checks every recipient's status when it claims them, so this takes effect at once.
+        Each statement is right on its own (no transaction needed: on PostgreSQL one round
+        trip for a one-click unsubscribe).
         """
         when = now()
-        with self.conn.transaction():
-            cur = self.conn.execute(
-                "UPDATE subscribers SET status = ?, status_reason = ?, unsubscribed_at = ?,"
-                " updated_at = ? WHERE email = ? AND status NOT IN (?, ?)",
-                (UNSUBSCRIBED, reason, when, when, email, UNSUBSCRIBED, SUPPRESSED))
-            if cur.rowcount:
-                return True
-            cur = self.conn.execute(
+        update = ("UPDATE subscribers SET status = ?, status_reason = ?, unsubscribed_at = ?,"
+                  " updated_at = ? WHERE email = ? AND status NOT IN (?, ?)")
+        params = (UNSUBSCRIBED, reason, when, when, email, UNSUBSCRIBED, SUPPRESSED)
+        if self.conn.execute(update, params).rowcount:
+            return "unsubscribed"
+        if self.conn.execute(
                 "INSERT INTO subscribers (email, status, status_reason, created_at, updated_at,"
                 " unsubscribed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (email, UNSUBSCRIBED, reason, when, when, when))
-            return bool(cur.rowcount)
+                (email, UNSUBSCRIBED, reason, when, when, when)).rowcount:
+            return "recorded"
+        # Added meanwhile by someone else (a form, an import) as active or pending: once more.
+        return "unsubscribed" if self.conn.execute(update, params).rowcount else None
 
     def suppress(self, email: str, reason: str, status: str = SUPPRESSED) -> bool:
         """A provider's word (bounce, rejection, complaint: `suppressed`; its own unsubscribe

@@ -52,12 +52,7 @@ def unsubscribe(store: Tables, email: str, reason: str, source: str | None = Non
     ValueError for an address that is not one."""
     email = normalise_email(email)
     why = f"{reason} ({source})" if source else reason
-    with store.transaction() as tx:
-        before = tx.subscribers.status(email)
-        changed = tx.subscribers.unsubscribe(email, why)
-    if not changed:
-        return Unsubscribed(email, "already")
-    return Unsubscribed(email, "recorded" if before is None else "unsubscribed")
+    return Unsubscribed(email, store.subscribers.unsubscribe(email, why) or "already")
 
 
 # -- double opt-in --------------------------------------------------------------------------

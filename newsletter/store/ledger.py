@@ -83,12 +83,18 @@ class Ledger:
         self._mark: object = None  # the change mark at the end of the last claim
         self._helper: ThreadPoolExecutor | None = None  # for claim(meanwhile=...)
         self.sender: str | None = None  # the id stamped on the rows this ledger claims
+        # Claims walk the pending rows from the last one claimed, not from the start of the
+        # issue's rows (PostgreSQL indexes (issue, id), not the pending rows: see its
+        # migration 8). Rows put back behind it are found by one walk from the start once the
+        # rest are taken.
+        self._after = 0
         rid = conn.row_id
         # The next pending rows, in claim order, with what a claim needs to know.
         self._pending_sql = (
             f"SELECT s.{rid}, s.email, sub.name, sub.status FROM sends s"
             " LEFT JOIN subscribers sub ON sub.email = s.email"
-            f" WHERE s.issue = ? AND s.state = 'pending' ORDER BY s.{rid} LIMIT ?"
+            f" WHERE s.issue = ? AND s.state = 'pending' AND s.{rid} > ?"
+            f" ORDER BY s.{rid} LIMIT ?"
             + getattr(conn, "claim_lock", ""))
 
     # -- before a send -------------------------------------------------------------------
@@ -147,23 +153,31 @@ class Ledger:
         never hold the write lock long against the web app. Returns the number added.
         """
         added = 0
-        last = 0
         stamp = now()
+        # Chunks by id range, the ends found through the primary key: no scan of the
+        # subscribers to find where a chunk of `chunk` active ones ends.
+        last = 0
         while True:
-            with self.conn.transaction():
-                upper = self.conn.execute(
-                    "SELECT MAX(id) FROM (SELECT id FROM subscribers WHERE id > ?"
-                    " AND status = ? ORDER BY id LIMIT ?) AS page",
-                    (last, ACTIVE, chunk)).fetchone()[0]
-                if upper is None:
-                    return added
-                added += self.conn.execute(
+            top = self.conn.execute("SELECT MAX(id) FROM subscribers").fetchone()[0] or 0
+            if last >= top:  # (read again: people who subscribed meanwhile are added too)
+                break
+            while last < top:
+                upper = min(last + chunk, top)
+                inserted = self.conn.execute(  # one statement: a transaction of its own
                     "INSERT INTO sends (issue, email, state, attempts, updated_at)"
                     " SELECT ?, email, 'pending', 0, ? FROM subscribers"
                     " WHERE id > ? AND id <= ? AND status = ? ORDER BY id"
                     " ON CONFLICT DO NOTHING",
                     (self.issue, stamp, last, upper, ACTIVE)).rowcount
-            last = upper
+                added += inserted
+                last = upper
+                if not inserted:  # a gap in the ids (people removed): jump over it
+                    following = self.conn.execute(
+                        "SELECT MIN(id) FROM subscribers WHERE id > ?", (last,)).fetchone()[0]
+                    last = top if following is None else max(last, following - 1)
+        if added:
+            self.conn.analyze("sends")
+        return added
 
     def seed_sample(self, size: int) -> int:
         """Make `size` rows pending (a canary): the pending rows already there (an
@@ -311,7 +325,12 @@ class Ledger:
 
     # -- inside -------------------------------------------------------------------------
     def _claim(self, limit: int) -> tuple[list[Claimed], int]:
-        rows = self.conn.execute(self._pending_sql, (self.issue, limit)).fetchall()
+        rows = self.conn.execute(self._pending_sql, (self.issue, self._after, limit)).fetchall()
+        if not rows and self._after:
+            self._after = 0
+            rows = self.conn.execute(self._pending_sql, (self.issue, 0, limit)).fetchall()
+        if rows:
+            self._after = rows[-1][0]
         take = [Claimed(r[1], r[2], r[0]) for r in rows if r[3] == ACTIVE]
         drop = [r[0] for r in rows if r[3] != ACTIVE] if len(take) < len(rows) else []
         rid = self.conn.row_id

@@ -172,6 +172,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sends ADD COLUMN batch INTEGER;
     ALTER TABLE sends ADD COLUMN seq INTEGER;
     """,
+    # 8: nothing on SQLite (its partial index of pending rows already walks in rowid order);
+    # on PostgreSQL the indexes of `sends` change so that a state change is a HOT update.
+    "",
     # Append a migration (and its PostgreSQL twin in postgres.py), never edit one above.
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -245,6 +248,9 @@ class SQLiteConnection:
         """Changes when another connection commits (so a row id read before may be stale:
         e.g. a VACUUM may renumber rows). Call inside a transaction to compare two."""
         return self.raw.execute("PRAGMA data_version").fetchone()[0]
+
+    def analyze(self, table: str) -> None:
+        """Nothing: SQLite's plans for these tables need no statistics."""
 
     def close(self) -> None:
         self.raw.close()

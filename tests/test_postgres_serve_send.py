@@ -34,6 +34,14 @@ ISSUE = "issues/2011-05.yaml"
 SLUG = "2011-05"
 CLI = [sys.executable, "-m", "newsletter"]
 WAIT = 120  # seconds: an upper bound for a stage on a loaded machine, never a measurement
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The test's environment for a `newsletter` process, importing the package beside these
+    tests (not whichever checkout the venv installed, e.g. from a git worktree)."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, **extra)
 
 
 def recipients(outbox: Path) -> list[str]:
@@ -60,9 +68,9 @@ def paced(project: Path, rate: int, batch: int) -> None:
 
 
 def sender(project: Path, outbox: Path) -> subprocess.Popen:
-    env = dict(os.environ, NEWSLETTER_OUTBOX=str(outbox))
     return subprocess.Popen(
-        [*CLI, "send", ISSUE, "--all", "--yes", "--force", "--offline"], cwd=project, env=env,
+        [*CLI, "send", ISSUE, "--all", "--yes", "--force", "--offline"], cwd=project,
+        env=child_env(NEWSLETTER_OUTBOX=str(outbox)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -129,7 +137,7 @@ def test_four_senders_one_killed_the_rest_finish_and_a_later_one_recovers(
         victim.wait()
         left = by_sender(postgres_url)[victim.pid]["in_flight"]  # fixed now: nobody takes them
         # `status` knows at once that these rows' sender is dead, while the others run.
-        shown = subprocess.run([*CLI, "status", ISSUE, "--json"], cwd=project,
+        shown = subprocess.run([*CLI, "status", ISSUE, "--json"], cwd=project, env=child_env(),
                                capture_output=True, text=True, timeout=WAIT)
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout)["ledger"]["interrupted"] == left
@@ -166,7 +174,7 @@ def test_four_senders_one_killed_the_rest_finish_and_a_later_one_recovers(
 def start_serve(project: Path) -> tuple[subprocess.Popen, str]:
     """`newsletter serve --port 0` on 127.0.0.1; its base URL from the line it prints."""
     proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--threads", "4"], cwd=project,
-                            env=dict(os.environ), stdout=subprocess.PIPE,
+                            env=child_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + WAIT
     lines = []
@@ -281,8 +289,8 @@ def test_stop_reaches_every_sender_and_a_later_send_finishes(project, postgres_u
         wait_for("both senders have sent", lambda: (
             len(seen := by_sender(postgres_url)) == 2
             and all(c["sent"] for c in seen.values())), procs)
-        stopper = subprocess.run([*CLI, "stop", ISSUE], cwd=project, capture_output=True,
-                                 text=True, timeout=WAIT)
+        stopper = subprocess.run([*CLI, "stop", ISSUE], cwd=project, env=child_env(),
+                                 capture_output=True, text=True, timeout=WAIT)
         assert stopper.returncode == 0, stopper.stderr
         asked = time.monotonic()
         outputs = [finish(proc) for proc in procs]

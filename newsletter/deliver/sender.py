@@ -283,7 +283,7 @@ def send_all(
                 report.requeued_unknown = ledger.requeue(["unknown"])
             ledger.requeue(["failed"])
             if sample is None:
-                ledger.seed()
+                _seed(store, ledger, me)
             else:
                 ledger.seed_sample(sample)
             counts = ledger.counts()
@@ -319,6 +319,19 @@ def send_all(
         for p in providers:
             p.close()
         store.close()
+
+
+def _seed(store: Store, ledger: Ledger, me) -> None:
+    """Seed the ledger, unless a live sender of this issue has (several senders on one send,
+    PostgreSQL): then this one joins that send as it is, as if it had started with it, and
+    does not add everyone again. Under the seed lock, so two starting together seed once."""
+    with store.seed_lock(ledger.issue):
+        if store.knows_each_sender and any(
+                other.id != me.id and store.sender_alive(other)
+                for other in store.sender_records.seeded(ledger.issue)):
+            return
+        ledger.seed()
+        store.sender_records.mark_seeded(me.id)
 
 
 def _parallel(run: _Run, workers: list[Provider], store: Store) -> None:

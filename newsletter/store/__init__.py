@@ -61,7 +61,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -199,6 +199,12 @@ class Store(Tables):
         hold = getattr(self.backend, "hold_sender", None)
         if hold is not None:
             hold(sender)
+
+    def seed_lock(self, issue: str) -> AbstractContextManager[None]:
+        """Held while a sender seeds `issue`'s ledger, where senders share a send
+        (PostgreSQL; inside send_lock): see `deliver/sender.py`."""
+        lock = getattr(self.backend, "seed_lock", None)
+        return lock(issue) if lock is not None else nullcontext()
 
     @property
     def knows_each_sender(self) -> bool:

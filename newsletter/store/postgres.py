@@ -189,6 +189,7 @@ MIGRATIONS: list[str] = [
     DROP INDEX sends_unknown;
     CREATE INDEX sends_order ON sends (issue, id);
     ALTER TABLE sends SET (fillfactor = 50);
+    ALTER TABLE senders ADD COLUMN seeded INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -438,6 +439,21 @@ class PostgresBackend:
             conn.execute("SELECT pg_advisory_unlock_all()")
         finally:
             conn.close()
+
+    @contextmanager
+    def seed_lock(self, issue: str) -> Iterator[None]:
+        """Senders of one issue seed its ledger one at a time (on the send lock's session, so
+        a killed sender releases it at once): one that finds the ledger seeded by a live
+        sender joins its send instead of seeding it again."""
+        session = self._send_session
+        if session is None:
+            raise StoreError("the ledger is seeded outside the send lock", file=self.where)
+        key = _sender_key(f"seed:{issue}")
+        session.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            session.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def hold_sender(self, sender: Sender) -> None:
         """Mark `sender` (this process's, just registered) alive for as long as its send lock

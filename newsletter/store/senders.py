@@ -26,6 +26,9 @@ class Sender:
     started_at: str
 
 
+_COLUMNS = "sender, issue, host, pid, epoch, per_message, started_at"
+
+
 class Senders:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -43,6 +46,22 @@ class Senders:
         if not ids:
             return {}
         rows = self.conn.execute(
-            "SELECT sender, issue, host, pid, epoch, per_message, started_at FROM senders"
+            f"SELECT {_COLUMNS} FROM senders"
             " WHERE sender IN ({})".format(",".join("?" * len(ids))), tuple(ids)).fetchall()
-        return {r[0]: Sender(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows}
+        return {r[0]: _sender(r) for r in rows}
+
+    def mark_seeded(self, sender_id: str) -> None:
+        """That sender has seeded its issue's ledger (see Store.seed_lock)."""
+        self.conn.execute("UPDATE senders SET seeded = 1 WHERE sender = ?", (sender_id,))
+
+    def seeded(self, issue: str, limit: int = 16) -> list[Sender]:
+        """The latest senders that seeded this issue's ledger, newest first."""
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM senders"
+            " WHERE issue = ? AND seeded = 1 ORDER BY started_at DESC LIMIT ?",
+            (issue, limit)).fetchall()
+        return [_sender(r) for r in rows]
+
+
+def _sender(row: Sequence) -> Sender:
+    return Sender(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])

@@ -172,9 +172,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sends ADD COLUMN batch INTEGER;
     ALTER TABLE sends ADD COLUMN seq INTEGER;
     """,
-    # 8: nothing on SQLite (its partial index of pending rows already walks in rowid order);
-    # on PostgreSQL the indexes of `sends` change so that a state change is a HOT update.
-    "",
+    # 8: which senders seeded the ledger (so a sender joining a running send need not seed it
+    # again). On PostgreSQL the indexes of `sends` change too, so that a state change is a HOT
+    # update; SQLite's partial index of pending rows already walks in rowid order.
+    """
+    ALTER TABLE senders ADD COLUMN seeded INTEGER NOT NULL DEFAULT 0;
+    """,
     # Append a migration (and its PostgreSQL twin in postgres.py), never edit one above.
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

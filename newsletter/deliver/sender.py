@@ -34,6 +34,8 @@ from newsletter.store import (
     DONE_STATES,
     Claimed,
     Ledger,
+    Sender,
+    Senders,
     Store,
     normalise_email,
     open_store,
@@ -216,11 +218,118 @@ class _Run:
     # commits skip the fsync, shared by the workers under db_lock.
     fast: Ledger | None = None
     sender_id: str | None = None
+    # The ledger's rows being added while the send claims them (see _start_seeding).
+    seeder: _Seeder | _SeedingElsewhere | None = None
 
     def stopping(self) -> bool:
         if self.outer_stop is not None and self.outer_stop.is_set():
             self.stop.set()
         return self.stop.is_set()
+
+
+class _Seeder:
+    """Seeds a send's ledger on a connection of its own while the send claims the rows
+    (backends whose writers run side by side): the first batch goes out after the first
+    chunk instead of after the whole list. Small chunks, so no snapshot lives long enough to
+    keep the claims' row versions from being pruned (HOT updates). Commits skip the fsync: a
+    claim's durable commit comes later in the log and makes them durable too. When done, it
+    marks this sender as the one that seeded and lets go of the seed lock."""
+
+    CHUNK = 1000
+
+    def __init__(self, store: Store, slug: str, sender: Sender) -> None:
+        conn = store.connect_fast()
+        assert conn is not None  # backends with concurrent writes offer one
+        self._store = store
+        self._conn = conn
+        self._slug = slug
+        self._sender = sender
+        self._changed = threading.Condition()
+        self.chunks = 0  # committed so far: read it before a claim, see more()
+        self.done = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ledger-seed", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            Ledger(self._conn, self._slug).seed(self.CHUNK, on_chunk=self._chunk)
+            Senders(self._conn).mark_seeded(self._sender.id)
+        except BaseException as exc:  # raised in the sending threads (more(), send_all)
+            self.error = exc
+        finally:
+            try:
+                self._conn.close()
+                self._store.seed_unlock(self._slug)
+            finally:
+                with self._changed:
+                    self.done = True
+                    self._changed.notify_all()
+
+    def _chunk(self) -> None:
+        with self._changed:
+            self.chunks += 1
+            self._changed.notify_all()
+
+    def more(self, seen: int) -> bool:
+        """A claim found nothing after `seen` chunks were committed: wait for the next chunk
+        (True: claim again) or the end (False once no chunk came since)."""
+        with self._changed:
+            while not self.done and self.chunks == seen:
+                self._changed.wait(0.5)
+            if self.error is not None:
+                raise self.error
+            return self.chunks != seen
+
+    def join(self) -> None:
+        """Wait for the end (soon: a chunk takes milliseconds)."""
+        self._thread.join()
+
+
+class _SeedingElsewhere:
+    """Another live sender is seeding this send's ledger: claims follow its chunks."""
+
+    chunks = 0
+    error = None
+
+    def __init__(self, store: Store, slug: str) -> None:
+        self._store = store
+        self._slug = slug
+        self._over = False
+
+    def more(self, seen: int) -> bool:
+        """A claim found nothing: claim again in a moment while the other is seeding, and
+        once more after it stopped (its last chunk)."""
+        if self._over:
+            return False
+        if self._store.seeding_elsewhere(self._slug):
+            time.sleep(0.05)
+        else:
+            self._over = True
+        return True
+
+    def join(self) -> None:
+        pass
+
+
+def _start_seeding(store: Store, ledger: Ledger, me: Sender) -> _Seeder | _SeedingElsewhere | None:
+    """Seed the ledger: every active subscriber not in it yet gets a pending row.
+
+    Where senders share a send (PostgreSQL), one seeds while the others join: under the seed
+    lock, a sender seeds in the background (claims start after its first chunk) unless a
+    live sender already seeded this issue; one that finds another seeding follows its
+    chunks. Elsewhere (SQLite: one sender at a time) the seed is done before any claim.
+    Returns what the claims wait on when they find nothing (None: the seed is complete)."""
+    if not store.concurrent_writes:
+        ledger.seed()
+        return None
+    if not store.try_seed_lock(ledger.issue):
+        return _SeedingElsewhere(store, ledger.issue)
+    if any(other.id != me.id and store.sender_alive(other)
+           for other in store.sender_records.seeded(ledger.issue)):
+        store.seed_unlock(ledger.issue)
+        return None  # join that send as it is
+    return _Seeder(store, ledger.issue, me)
 
 
 def send_all(
@@ -282,11 +391,14 @@ def send_all(
             if retry_unknown:
                 report.requeued_unknown = ledger.requeue(["unknown"])
             ledger.requeue(["failed"])
+            seeder = None
             if sample is None:
-                _seed(store, ledger, me)
+                seeder = _start_seeding(store, ledger, me)
             else:
                 ledger.seed_sample(sample)
             counts = ledger.counts()
+            if seeder is not None:  # the rows being added count too
+                counts["pending"] = ledger.to_seed_and_pending()
             report.to_send = counts["pending"] if sample is None else min(sample,
                                                                           counts["pending"])
             report.already_done = sum(counts[s] for s in DONE_STATES)
@@ -301,6 +413,7 @@ def send_all(
                        stop, max_attempts, backoff, remaining=sample, sender_id=me.id)
             if fast is not None:
                 run.fast = Ledger(fast, slug)
+            run.seeder = seeder
             if progress:
                 progress(report)
             try:
@@ -309,29 +422,20 @@ def send_all(
                 else:
                     _parallel(run, workers, store)
             finally:
+                if seeder is not None:
+                    seeder.join()  # (done by now, unless the send stopped early)
                 report.elapsed = time.monotonic() - report.started
                 report.unknown_total = ledger.unknown_count()
                 report.unknown_sample = ledger.emails("unknown", UNKNOWN_SAMPLE)
             if run.errors:
                 raise run.errors[0]
+            if seeder is not None and seeder.error is not None:
+                raise seeder.error  # some were not added: a rerun sends them
             return report
     finally:
         for p in providers:
             p.close()
         store.close()
-
-
-def _seed(store: Store, ledger: Ledger, me) -> None:
-    """Seed the ledger, unless a live sender of this issue has (several senders on one send,
-    PostgreSQL): then this one joins that send as it is, as if it had started with it, and
-    does not add everyone again. Under the seed lock, so two starting together seed once."""
-    with store.seed_lock(ledger.issue):
-        if store.knows_each_sender and any(
-                other.id != me.id and store.sender_alive(other)
-                for other in store.sender_records.seeded(ledger.issue)):
-            return
-        ledger.seed()
-        store.sender_records.mark_seeded(me.id)
 
 
 def _parallel(run: _Run, workers: list[Provider], store: Store) -> None:
@@ -403,6 +507,7 @@ def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
         # One connection (overlap): the batch's links and request are made while the claim
         # commits in a helper thread (Ledger.claim); it returns once that is durable.
         # Several: each worker holds db_lock for its claim only, so they are made after.
+        seeded = run.seeder.chunks if run.seeder is not None else 0  # before the claim
         with run.db_lock:
             claimed, skipped, recipients = ledger.claim(
                 size, outcomes, recipients_of if overlap else None)
@@ -414,7 +519,7 @@ def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
             with run.lock:
                 report.skipped += skipped
         if not claimed:
-            if skipped:
+            if skipped or (run.seeder is not None and run.seeder.more(seeded)):
                 continue
             return
         if recipients is None:

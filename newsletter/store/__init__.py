@@ -61,7 +61,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -103,6 +103,7 @@ T = TypeVar("T")
 
 class Backend(Protocol):
     name: str
+    concurrent_writes: bool  # True: also try_seed_lock, seed_unlock, seeding_elsewhere
 
     def connect(self, durable: bool = True) -> Connection: ...
     def connection(self) -> Connection: ...
@@ -200,11 +201,24 @@ class Store(Tables):
         if hold is not None:
             hold(sender)
 
-    def seed_lock(self, issue: str) -> AbstractContextManager[None]:
-        """Held while a sender seeds `issue`'s ledger, where senders share a send
-        (PostgreSQL; inside send_lock): see `deliver/sender.py`."""
-        lock = getattr(self.backend, "seed_lock", None)
-        return lock(issue) if lock is not None else nullcontext()
+    @property
+    def concurrent_writes(self) -> bool:
+        """Whether writers on several connections proceed side by side (PostgreSQL) rather
+        than one at a time (SQLite): then senders share a send, and it is seeded while the
+        first rows are sent."""
+        return self.backend.concurrent_writes
+
+    def try_seed_lock(self, issue: str) -> bool:
+        """Take the lock under which `issue`'s ledger is seeded, if free (backends with
+        concurrent writes, inside send_lock; released by seed_unlock or the send's end)."""
+        return self.backend.try_seed_lock(issue)  # type: ignore[attr-defined]
+
+    def seed_unlock(self, issue: str) -> None:
+        self.backend.seed_unlock(issue)  # type: ignore[attr-defined]
+
+    def seeding_elsewhere(self, issue: str) -> bool:
+        """Whether another sender is seeding `issue`'s ledger now."""
+        return self.backend.seeding_elsewhere(issue)  # type: ignore[attr-defined]
 
     @property
     def knows_each_sender(self) -> bool:

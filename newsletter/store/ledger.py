@@ -145,12 +145,14 @@ class Ledger:
             " WHERE issue = ? AND email = ? AND state = 'in_flight'",
             (state, message_id, error, now(), self.issue, email))
 
-    def seed(self, chunk: int = 10_000) -> int:
+    def seed(self, chunk: int = 10_000, on_chunk: Callable[[], None] | None = None) -> int:
         """A `pending` row for every active subscriber not yet in the ledger for this issue.
 
         Rows already present (sent, unknown, ...) are left alone, so rerunning adds only
         people who subscribed since. Written in id-ranged chunks: short transactions that
-        never hold the write lock long against the web app. Returns the number added.
+        never hold the write lock long against the web app; `on_chunk()` after each one that
+        added rows (a send may claim them meanwhile: see `deliver/sender.py`). Returns the
+        number added.
         """
         added = 0
         stamp = now()
@@ -169,8 +171,12 @@ class Ledger:
                     " WHERE id > ? AND id <= ? AND status = ? ORDER BY id"
                     " ON CONFLICT DO NOTHING",
                     (self.issue, stamp, last, upper, ACTIVE)).rowcount
+                if inserted and not added:
+                    self.conn.analyze("sends")  # so that claims walk the index from now on
                 added += inserted
                 last = upper
+                if on_chunk is not None and inserted:
+                    on_chunk()
                 if not inserted:  # a gap in the ids (people removed): jump over it
                     following = self.conn.execute(
                         "SELECT MIN(id) FROM subscribers WHERE id > ?", (last,)).fetchone()[0]
@@ -178,6 +184,15 @@ class Ledger:
         if added:
             self.conn.analyze("sends")
         return added
+
+    def to_seed_and_pending(self) -> int:
+        """Pending rows plus active subscribers without a row yet (what seed() would add),
+        in one statement: right while another connection seeds."""
+        return self.conn.execute(
+            "SELECT (SELECT COUNT(*) FROM sends WHERE issue = ? AND state = 'pending')"
+            " + (SELECT COUNT(*) FROM subscribers u WHERE u.status = ? AND NOT EXISTS"
+            " (SELECT 1 FROM sends s WHERE s.issue = ? AND s.email = u.email))",
+            (self.issue, ACTIVE, self.issue)).fetchone()[0]
 
     def seed_sample(self, size: int) -> int:
         """Make `size` rows pending (a canary): the pending rows already there (an

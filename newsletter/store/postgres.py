@@ -188,7 +188,7 @@ MIGRATIONS: list[str] = [
     DROP INDEX sends_pending;
     DROP INDEX sends_unknown;
     CREATE INDEX sends_order ON sends (issue, id);
-    ALTER TABLE sends SET (fillfactor = 50);
+    ALTER TABLE sends SET (fillfactor = 30);
     ALTER TABLE senders ADD COLUMN seeded INTEGER NOT NULL DEFAULT 0;
     """,
 ]
@@ -203,6 +203,12 @@ def _sender_key(sender_id: str) -> int:
     """A sender's own advisory lock key: 60 bits of a hash of its id, below 2**60 so it
     never meets the fixed keys above."""
     return int(hashlib.sha256(sender_id.encode()).hexdigest()[:15], 16)
+
+
+def _seed_key(issue: str) -> int:
+    return _sender_key(f"seed:{issue}")
+
+
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise
 
 
@@ -338,6 +344,7 @@ class PostgresBackend:
     migrated at once so a wrong URL or password is an error before any work."""
 
     name = "postgresql"
+    concurrent_writes = True  # writers on several connections proceed side by side
 
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self.url = url
@@ -440,20 +447,31 @@ class PostgresBackend:
         finally:
             conn.close()
 
-    @contextmanager
-    def seed_lock(self, issue: str) -> Iterator[None]:
-        """Senders of one issue seed its ledger one at a time (on the send lock's session, so
-        a killed sender releases it at once): one that finds the ledger seeded by a live
-        sender joins its send instead of seeding it again."""
+    # The seed lock: senders of one issue seed its ledger one at a time (deliver/sender.py),
+    # held on the send lock's session, so a killed sender releases it at once.
+    def try_seed_lock(self, issue: str) -> bool:
+        row = self._session().execute("SELECT pg_try_advisory_lock(%s)",
+                                      (_seed_key(issue),)).fetchone()
+        return bool(row and row[0])
+
+    def seed_unlock(self, issue: str) -> None:
+        self._session().execute("SELECT pg_advisory_unlock(%s)", (_seed_key(issue),))
+
+    def seeding_elsewhere(self, issue: str) -> bool:
+        """Whether a live session holds the issue's seed lock."""
+        row = self.connection().execute(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND mode = 'ExclusiveLock' AND objsubid = 1"
+            " AND ((classid::bigint << 32) | objid::bigint) = ?"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (_seed_key(issue),)).fetchone()
+        return bool(row and row[0])
+
+    def _session(self) -> psycopg.Connection:
         session = self._send_session
         if session is None:
             raise StoreError("the ledger is seeded outside the send lock", file=self.where)
-        key = _sender_key(f"seed:{issue}")
-        session.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            yield
-        finally:
-            session.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        return session
 
     def hold_sender(self, sender: Sender) -> None:
         """Mark `sender` (this process's, just registered) alive for as long as its send lock

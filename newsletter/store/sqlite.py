@@ -306,6 +306,7 @@ class SQLiteBackend:
     """The database file at `path`, opened (created and migrated when needed) at once."""
 
     name = "sqlite"
+    concurrent_writes = False  # one writer at a time (the database's write lock)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

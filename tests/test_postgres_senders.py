@@ -54,6 +54,7 @@ def test_two_senders_share_one_send_nobody_twice(project, postgres_url, monkeypa
     assert sorted(everyone) == emails and max(everyone.values()) == 1  # all, once each
     with open_store(postgres_url) as store:
         assert store.ledger("2011-05").counts()["sent"] == 3000
+        assert len(store.sender_records.seeded("2011-05")) == 1  # one seeded, one joined
 
 
 @pytest.mark.slow
@@ -251,3 +252,54 @@ def test_postgres_epoch_works_for_a_role_without_privileges(postgres_url):
                 admin.execute("GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC")
                 admin.execute("DROP OWNED BY plain_reader")
                 admin.execute("DROP ROLE plain_reader")
+
+
+# The seed: where senders share a send, one seeds (in the background, under the seed lock)
+# and the others follow it or join the send it seeded, instead of adding everyone again.
+
+def _register(store, issue: str = "2011-05"):
+    me = store.sender_records.start(issue, "host", os.getpid(), store.durability_epoch(), False)
+    store.hold_sender(me)
+    return me
+
+
+def test_postgres_one_sender_seeds_and_the_others_join(postgres_url):
+    from newsletter.deliver.sender import _Seeder, _SeedingElsewhere, _start_seeding
+
+    emails = seeded(postgres_url, 2500)
+    with open_store(postgres_url) as a, open_store(postgres_url) as b:
+        with a.send_lock(), b.send_lock():
+            me_a, me_b = _register(a), _register(b)
+            assert a.try_seed_lock("2011-05")  # as if A were seeding now
+            joined = _start_seeding(b, b.ledger("2011-05"), me_b)
+            assert isinstance(joined, _SeedingElsewhere) and b.seeding_elsewhere("2011-05")
+            a.seed_unlock("2011-05")
+            seeder = _start_seeding(a, a.ledger("2011-05"), me_a)
+            assert isinstance(seeder, _Seeder)
+            seeder.join()
+            assert seeder.error is None and seeder.chunks == 3  # 1,000 a chunk
+            assert a.ledger("2011-05").counts()["pending"] == len(emails)
+            assert [s.id for s in a.sender_records.seeded("2011-05")] == [me_a.id]
+            assert not a.seeding_elsewhere("2011-05")  # the seed lock was let go
+            # B's claims follow A's seeding: once it is over, one more claim, then no more.
+            assert joined.more(0) is True and joined.more(0) is False
+            # A third sender while A is alive: the ledger is seeded, it joins as it is.
+            with open_store(postgres_url) as c, c.send_lock():
+                me_c = _register(c)
+                assert _start_seeding(c, c.ledger("2011-05"), me_c) is None
+        # A is gone: a later sender seeds again (adding only people who joined since).
+        with open_store(postgres_url) as d, d.send_lock():
+            later = _start_seeding(d, d.ledger("2011-05"), _register(d))
+            assert isinstance(later, _Seeder)
+            later.join()
+            assert later.error is None and later.chunks == 0
+
+
+def test_postgres_the_seed_lock_is_let_go_when_its_sender_dies(postgres_url):
+    with open_store(postgres_url) as a, open_store(postgres_url) as b:
+        with b.send_lock():
+            with a.send_lock():
+                assert a.try_seed_lock("2011-05")
+                assert not b.try_seed_lock("2011-05") and b.seeding_elsewhere("2011-05")
+            # A's send lock session ended (as when its process is killed)
+            assert not b.seeding_elsewhere("2011-05") and b.try_seed_lock("2011-05")

@@ -183,6 +183,37 @@ def test_ledger_seed_claim_record_cycle(store):
     assert store.ledger("another").counts()["pending"] == 0  # issues are separate
 
 
+def test_seed_reports_each_chunk_and_the_count_to_send_while_seeding(store):
+    """What a send that seeds in the background relies on: a call after each chunk that added
+    rows (claims may take them at once), and the count to send in one statement."""
+    emails = add(store, 7)
+    store.subscribers.unsubscribe(emails[3], "test")
+    ledger = store.ledger("2011-05")
+    assert ledger.to_seed_and_pending() == 6  # nothing seeded yet: the active ones
+    seen: list[int] = []
+    assert ledger.seed(chunk=2, on_chunk=lambda: seen.append(ledger.counts()["pending"])) == 6
+    assert seen == [2, 3, 5, 6]  # the chunk of ids 3-4 added one, every chunk committed first
+    claimed, _, _ = ledger.claim(4)
+    assert ledger.to_seed_and_pending() == 2
+    add(store, 2, start=7)  # subscribed since: to be added by the next seed
+    assert ledger.to_seed_and_pending() == 4
+    assert ledger.seed(on_chunk=lambda: None) == 2 and ledger.to_seed_and_pending() == 4
+
+
+def test_claims_walk_on_and_still_find_rows_put_back_behind_them(store):
+    emails = add(store, 6)
+    ledger = store.ledger("i")
+    ledger.seed()
+    first, _, _ = ledger.claim(2)
+    second, _, _ = ledger.claim(2)
+    ledger.release(first)  # back to pending, behind where the claims have got to
+    third, _, _ = ledger.claim(2)
+    assert [c.email for c in third] == emails[4:]
+    last, _, _ = ledger.claim(5)
+    assert sorted(c.email for c in last) == emails[:2]  # found by a walk from the start
+    assert ledger.claim(5)[0] == []
+
+
 def test_claim_skips_and_drops_inactive(store):
     emails = add(store, 4)
     ledger = store.ledger("i")

@@ -263,6 +263,12 @@ def _register(store, issue: str = "2011-05"):
     return me
 
 
+def _until_seeded(seeder) -> None:
+    """As the claims of a send that has taken everything do: wait for chunks until the end."""
+    while seeder.more(seeder.chunks):
+        pass
+
+
 def test_postgres_one_sender_seeds_and_the_others_join(postgres_url):
     from newsletter.deliver.sender import _Seeder, _SeedingElsewhere, _start_seeding
 
@@ -276,6 +282,7 @@ def test_postgres_one_sender_seeds_and_the_others_join(postgres_url):
             a.seed_unlock("2011-05")
             seeder = _start_seeding(a, a.ledger("2011-05"), me_a)
             assert isinstance(seeder, _Seeder)
+            _until_seeded(seeder)
             seeder.join()
             assert seeder.error is None and seeder.chunks == 3  # 1,000 a chunk
             assert a.ledger("2011-05").counts()["pending"] == len(emails)
@@ -291,6 +298,7 @@ def test_postgres_one_sender_seeds_and_the_others_join(postgres_url):
         with open_store(postgres_url) as d, d.send_lock():
             later = _start_seeding(d, d.ledger("2011-05"), _register(d))
             assert isinstance(later, _Seeder)
+            assert later.more(0) is False  # nothing to add: no chunk came
             later.join()
             assert later.error is None and later.chunks == 0
 
@@ -303,3 +311,24 @@ def test_postgres_the_seed_lock_is_let_go_when_its_sender_dies(postgres_url):
                 assert not b.try_seed_lock("2011-05") and b.seeding_elsewhere("2011-05")
             # A's send lock session ended (as when its process is killed)
             assert not b.seeding_elsewhere("2011-05") and b.try_seed_lock("2011-05")
+
+
+def test_postgres_a_seed_cut_short_by_the_end_of_the_send_leaves_the_rest_to_the_next(
+        postgres_url):
+    from newsletter.deliver.sender import _start_seeding
+
+    seeded(postgres_url, 5000)
+    with open_store(postgres_url) as a:
+        with a.send_lock():
+            me = _register(a)
+            seeder = _start_seeding(a, a.ledger("2011-05"), me)
+            assert seeder.more(0)  # the first chunk is in
+            seeder.join()  # the send stopped: the seed stops after its chunk
+            assert seeder.error is None and not a.seeding_elsewhere("2011-05")
+            added = a.ledger("2011-05").counts()["pending"]
+            assert 1000 <= added < 5000 and a.sender_records.seeded("2011-05") == []
+        with a.send_lock():
+            again = _start_seeding(a, a.ledger("2011-05"), _register(a))
+            _until_seeded(again)
+            again.join()
+            assert a.ledger("2011-05").counts()["pending"] == 5000

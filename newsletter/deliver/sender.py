@@ -248,6 +248,7 @@ class _Seeder:
         self.chunks = 0  # committed so far: read it before a claim, see more()
         self.done = False
         self.error: BaseException | None = None
+        self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-seed", daemon=True)
         self._thread.start()
 
@@ -255,6 +256,8 @@ class _Seeder:
         try:
             Ledger(self._conn, self._slug).seed(self.CHUNK, on_chunk=self._chunk)
             Senders(self._conn).mark_seeded(self._sender.id)
+        except _SeedCancelled:  # the send stopped early: the next one seeds the rest
+            pass
         except BaseException as exc:  # raised in the sending threads (more(), send_all)
             self.error = exc
         finally:
@@ -270,6 +273,8 @@ class _Seeder:
         with self._changed:
             self.chunks += 1
             self._changed.notify_all()
+        if self._cancel.is_set():
+            raise _SeedCancelled
 
     def more(self, seen: int) -> bool:
         """A claim found nothing after `seen` chunks were committed: wait for the next chunk
@@ -282,8 +287,14 @@ class _Seeder:
             return self.chunks != seen
 
     def join(self) -> None:
-        """Wait for the end (soon: a chunk takes milliseconds)."""
+        """Stop after the chunk under way (the send is over: everything seeded was claimed,
+        or it stopped early) and wait for that."""
+        self._cancel.set()
         self._thread.join()
+
+
+class _SeedCancelled(Exception):
+    pass
 
 
 class _SeedingElsewhere:
@@ -423,7 +434,7 @@ def send_all(
                     _parallel(run, workers, store)
             finally:
                 if seeder is not None:
-                    seeder.join()  # (done by now, unless the send stopped early)
+                    seeder.join()
                 report.elapsed = time.monotonic() - report.started
                 report.unknown_total = ledger.unknown_count()
                 report.unknown_sample = ledger.emails("unknown", UNKNOWN_SAMPLE)

@@ -238,6 +238,9 @@ class _Seeder:
     CHUNK = 1000
 
     def __init__(self, store: Store, slug: str, sender: Sender) -> None:
+        # Counted before the seed starts: a count that joins `sends` while rows pour into it
+        # could be planned for a table still nearly empty (a scan per subscriber).
+        self.to_send = Ledger(store.conn, slug).to_seed_and_pending()
         conn = store.connect_fast()
         assert conn is not None  # backends with concurrent writes offer one
         self._store = store
@@ -408,8 +411,12 @@ def send_all(
             else:
                 ledger.seed_sample(sample)
             counts = ledger.counts()
-            if seeder is not None:  # the rows being added count too
-                counts["pending"] = ledger.to_seed_and_pending()
+            if isinstance(seeder, _Seeder):  # the rows being added count too
+                counts["pending"] = seeder.to_send
+            elif isinstance(seeder, _SeedingElsewhere):  # as many as another is adding
+                done = sum(n for state, n in counts.items() if state != "pending")
+                counts["pending"] = max(counts["pending"],
+                                        store.subscribers.counts()["active"] - done)
             report.to_send = counts["pending"] if sample is None else min(sample,
                                                                           counts["pending"])
             report.already_done = sum(counts[s] for s in DONE_STATES)

@@ -262,6 +262,12 @@ class PostgresConnection:
         if not values:
             return 0
         if "IN ({})" in sql:
+            if all(type(v) is int for v in values):
+                # Row ids: the array as one text literal, made here in C (str.join) rather
+                # than by psycopg's per-element dumper, about a millisecond a batch.
+                return self.execute(sql.replace("IN ({})", "= ANY(?::bigint[])"),
+                                    (*params, "{" + ",".join(map(str, values)) + "}")
+                                    ).rowcount
             return self.execute(sql.replace("IN ({})", "= ANY(?)"),
                                 (*params, list(values))).rowcount
         return self.execute(sql.format(",".join("?" * len(values))),

@@ -214,6 +214,23 @@ def test_claims_walk_on_and_still_find_rows_put_back_behind_them(store):
     assert ledger.claim(5)[0] == []
 
 
+def test_a_walk_from_the_end_meets_one_from_the_start_and_batches_stay_in_row_order(store):
+    emails = add(store, 9)
+    up, down = store.ledger("i"), store.ledger("i")
+    up.seed()
+    down.from_the_end()
+    top, _, _ = down.claim(3)
+    assert [c.email for c in top] == emails[6:]  # the highest rows, sent in row order
+    bottom, _, _ = up.claim(3)
+    assert [c.email for c in bottom] == emails[:3]
+    down.release(top[:1])  # put back above where the walk down has got to
+    middle, _, _ = down.claim(5)
+    assert [c.email for c in middle] == emails[3:6]
+    assert [c.email for c in down.claim(5)[0]] == emails[6:7]  # found by a walk from the top
+    assert up.claim(5)[0] == [] and down.claim(5)[0] == []
+    assert store.ledger("i").counts()["in_flight"] == 9
+
+
 def test_claim_skips_and_drops_inactive(store):
     emails = add(store, 4)
     ledger = store.ledger("i")

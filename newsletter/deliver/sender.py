@@ -484,6 +484,8 @@ def _parallel(run: _Run, workers: list[Provider], store: Store) -> None:
 def _worker(run: _Run, provider: Provider, store: Store, *, overlap: bool = False) -> None:
     ledger = store.ledger(run.slug)
     ledger.sender = run.sender_id
+    if isinstance(run.seeder, _SeedingElsewhere):
+        ledger.from_the_end()  # another sender started this send: meet it in the middle
     outcomes: list = []  # the previous batch's, written together with the next claim
     try:
         _work(run, provider, ledger, outcomes, overlap)

@@ -61,6 +61,7 @@ class LedgerRow:
 
 
 T = TypeVar("T")
+_TOP = 2**62  # above every row id: where a walk from the end starts
 
 # (state, message_id, error, the Claimed rows with that outcome)
 Outcomes = tuple[str, "str | None", "str | None", Sequence[Claimed]]
@@ -96,6 +97,11 @@ class Ledger:
             f" WHERE s.issue = ? AND s.state = 'pending' AND s.{rid} > ?"
             f" ORDER BY s.{rid} LIMIT ?"
             + getattr(conn, "claim_lock", ""))
+        # A second sender on a shared send walks from the other end (see `from_the_end`).
+        self._pending_desc_sql = (
+            self._pending_sql.replace(f"s.{rid} > ?", f"s.{rid} < ?")
+            .replace(f"ORDER BY s.{rid} LIMIT", f"ORDER BY s.{rid} DESC LIMIT"))
+        self._descending = False
 
     # -- before a send -------------------------------------------------------------------
     def recover_in_flight(self) -> int:
@@ -290,6 +296,13 @@ class Ledger:
             self._helper.shutdown(wait=True)
             self._helper = None
 
+    def from_the_end(self) -> None:
+        """Claim from the highest row down: a sender joining a shared send takes the rows
+        the other sender reaches last, so neither walks over the other's claims (the claims
+        skip locked rows, but each skipped row still costs a look)."""
+        self._descending = True
+        self._after = 0
+
     # -- reading -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(LEDGER_STATES, 0)
@@ -340,12 +353,16 @@ class Ledger:
 
     # -- inside -------------------------------------------------------------------------
     def _claim(self, limit: int) -> tuple[list[Claimed], int]:
-        rows = self.conn.execute(self._pending_sql, (self.issue, self._after, limit)).fetchall()
-        if not rows and self._after:
-            self._after = 0
-            rows = self.conn.execute(self._pending_sql, (self.issue, 0, limit)).fetchall()
-        if rows:
-            self._after = rows[-1][0]
+        if self._descending:
+            rows = self._walk_down(limit)
+        else:
+            rows = self.conn.execute(self._pending_sql,
+                                     (self.issue, self._after, limit)).fetchall()
+            if not rows and self._after:
+                self._after = 0
+                rows = self.conn.execute(self._pending_sql, (self.issue, 0, limit)).fetchall()
+            if rows:
+                self._after = rows[-1][0]
         take = [Claimed(r[1], r[2], r[0]) for r in rows if r[3] == ACTIVE]
         drop = [r[0] for r in rows if r[3] != ACTIVE] if len(take) < len(rows) else []
         rid = self.conn.row_id
@@ -359,6 +376,18 @@ class Ledger:
                 f" updated_at = ?, sender = ?, batch = ?, seq = {rid} WHERE {rid} IN ({{}})",
                 (now(), self.sender, take[0].rowid), [c.rowid for c in take])
         return take, len(drop)
+
+    def _walk_down(self, limit: int) -> list:
+        """The highest pending rows below the walk's position, in ascending order (a batch
+        is always sent in row order: recovery relies on it)."""
+        top = _TOP if self._after == 0 else self._after
+        rows = self.conn.execute(self._pending_desc_sql, (self.issue, top, limit)).fetchall()
+        if not rows and top != _TOP:
+            rows = self.conn.execute(self._pending_desc_sql,
+                                     (self.issue, _TOP, limit)).fetchall()
+        if rows:
+            self._after = rows[-1][0]
+        return rows[::-1]
 
     def _finish(self, outcomes: Sequence[Outcomes], fresh: bool,
                 begun: threading.Event | None = None) -> None:

@@ -265,8 +265,8 @@ def _register(store, issue: str = "2011-05"):
 
 def _until_seeded(seeder) -> None:
     """As the claims of a send that has taken everything do: wait for chunks until the end."""
-    while seeder.more(seeder.chunks):
-        pass
+    while not seeder.over:
+        seeder.wait(seeder.chunks)
 
 
 def test_postgres_one_sender_seeds_and_the_others_join(postgres_url):
@@ -288,8 +288,10 @@ def test_postgres_one_sender_seeds_and_the_others_join(postgres_url):
             assert a.ledger("2011-05").counts()["pending"] == len(emails)
             assert [s.id for s in a.sender_records.seeded("2011-05")] == [me_a.id]
             assert not a.seeding_elsewhere("2011-05")  # the seed lock was let go
-            # B's claims follow A's seeding: once it is over, one more claim, then no more.
-            assert joined.more(0) is True and joined.more(0) is False
+            # B's claims follow A's seeding: it is over, so B's next claim walks everything.
+            assert not joined.over
+            joined.wait(0)
+            assert joined.over
             # A third sender while A is alive: the ledger is seeded, it joins as it is.
             with open_store(postgres_url) as c, c.send_lock():
                 me_c = _register(c)
@@ -298,7 +300,7 @@ def test_postgres_one_sender_seeds_and_the_others_join(postgres_url):
         with open_store(postgres_url) as d, d.send_lock():
             later = _start_seeding(d, d.ledger("2011-05"), _register(d))
             assert isinstance(later, _Seeder)
-            assert later.more(0) is False  # nothing to add: no chunk came
+            _until_seeded(later)
             later.join()
             assert later.error is None and later.chunks == 0
 
@@ -322,7 +324,7 @@ def test_postgres_a_seed_cut_short_by_the_end_of_the_send_leaves_the_rest_to_the
         with a.send_lock():
             me = _register(a)
             seeder = _start_seeding(a, a.ledger("2011-05"), me)
-            assert seeder.more(0)  # the first chunk is in
+            seeder.wait(0)  # the first chunk is in
             seeder.join()  # the send stopped: the seed stops after its chunk
             assert seeder.error is None and not a.seeding_elsewhere("2011-05")
             added = a.ledger("2011-05").counts()["pending"]

@@ -231,6 +231,42 @@ def test_a_walk_from_the_end_meets_one_from_the_start_and_batches_stay_in_row_or
     assert store.ledger("i").counts()["in_flight"] == 9
 
 
+def test_while_a_seed_goes_on_claims_do_not_walk_back_until_asked(store):
+    """rewind=False: an empty claim does not walk back over the rows passed (that walk per
+    claim made a send wait quadratically for its seed); the rewinding claim finds them."""
+    emails = add(store, 8)
+    for ledger in (store.ledger("up"), store.ledger("down")):
+        seeded = ledger.seed(chunk=4)
+        if ledger.issue == "down":
+            ledger.from_the_end()
+        first, _, _ = ledger.claim(3, rewind=False)
+        ledger.release(first)  # put back behind the walk
+        rest, _, _ = ledger.claim(20, rewind=False)
+        assert len(rest) == seeded - 3 and ledger.claim(10, rewind=False)[0] == []
+        store.subscribers.add_many([(f"new{ledger.issue}@example.org", None)], "test")
+        ledger.seed()  # rows added while the walk waits: found without walking back
+        assert [c.email for c in ledger.claim(10, rewind=False)[0]] == [
+            f"new{ledger.issue}@example.org"]
+        assert ledger.claim(10, rewind=False)[0] == []
+        again, _, _ = ledger.claim(10)  # rewind: the rows put back
+        assert sorted(c.email for c in again) == sorted(c.email for c in first)
+        assert ledger.claim(10)[0] == [] and ledger.counts()["pending"] == 0
+    assert len(emails) == 8
+
+
+def test_walks_begun_before_the_seed_find_its_rows(store):
+    up, down = store.ledger("i"), store.ledger("i")
+    down.from_the_end()
+    for ledger in (up, down):  # claims that came before the seed's first chunk
+        assert ledger.claim(5, rewind=False)[0] == []
+    emails = add(store, 6)
+    up.seed()
+    got = [c.email for c in down.claim(3, rewind=False)[0]]
+    got += [c.email for c in up.claim(3, rewind=False)[0]]
+    assert sorted(got) == emails
+    assert down.claim(3)[0] == [] and up.claim(3)[0] == []
+
+
 def test_claim_skips_and_drops_inactive(store):
     emails = add(store, 4)
     ledger = store.ledger("i")

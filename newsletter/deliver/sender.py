@@ -279,15 +279,18 @@ class _Seeder:
         if self._cancel.is_set():
             raise _SeedCancelled
 
-    def more(self, seen: int) -> bool:
+    @property
+    def over(self) -> bool:
+        return self.done
+
+    def wait(self, seen: int) -> None:
         """A claim found nothing after `seen` chunks were committed: wait for the next chunk
-        (True: claim again) or the end (False once no chunk came since)."""
+        or the end."""
         with self._changed:
             while not self.done and self.chunks == seen:
                 self._changed.wait(0.5)
             if self.error is not None:
                 raise self.error
-            return self.chunks != seen
 
     def join(self) -> None:
         """Stop after the chunk under way (the send is over: everything seeded was claimed,
@@ -309,18 +312,15 @@ class _SeedingElsewhere:
     def __init__(self, store: Store, slug: str) -> None:
         self._store = store
         self._slug = slug
-        self._over = False
+        self.over = False
 
-    def more(self, seen: int) -> bool:
-        """A claim found nothing: claim again in a moment while the other is seeding, and
-        once more after it stopped (its last chunk)."""
-        if self._over:
-            return False
+    def wait(self, seen: int) -> None:
+        """A claim found nothing: a moment for the other's next chunk, or note that it
+        stopped seeding (then the next claim walks everything once more)."""
         if self._store.seeding_elsewhere(self._slug):
             time.sleep(0.01)  # its next chunk is milliseconds away
         else:
-            self._over = True
-        return True
+            self.over = True
 
     def join(self) -> None:
         pass
@@ -527,10 +527,12 @@ def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
         # One connection (overlap): the batch's links and request are made while the claim
         # commits in a helper thread (Ledger.claim); it returns once that is durable.
         # Several: each worker holds db_lock for its claim only, so they are made after.
-        seeded = run.seeder.chunks if run.seeder is not None else 0  # before the claim
+        # Read before the claim: what the seed had committed, and whether it was over.
+        seeding = run.seeder is not None and not run.seeder.over
+        seeded = run.seeder.chunks if run.seeder is not None else 0
         with run.db_lock:
             claimed, skipped, recipients = ledger.claim(
-                size, outcomes, recipients_of if overlap else None)
+                size, outcomes, recipients_of if overlap else None, rewind=not seeding)
         outcomes.clear()
         if run.remaining is not None and len(claimed) < size:
             with run.lock:  # people dropped at the claim do not use up the sample
@@ -539,7 +541,10 @@ def _work(run: _Run, provider: Provider, ledger: Ledger, outcomes: list,
             with run.lock:
                 report.skipped += skipped
         if not claimed:
-            if skipped or (run.seeder is not None and run.seeder.more(seeded)):
+            if seeding and run.seeder is not None:
+                run.seeder.wait(seeded)  # its next chunk or its end, then claim again
+                continue
+            if skipped:
                 continue
             return
         if recipients is None:

@@ -86,9 +86,11 @@ class Ledger:
         self.sender: str | None = None  # the id stamped on the rows this ledger claims
         # Claims walk the pending rows from the last one claimed, not from the start of the
         # issue's rows (PostgreSQL indexes (issue, id), not the pending rows: see its
-        # migration 8). Rows put back behind it are found by one walk from the start once the
-        # rest are taken.
-        self._after = 0
+        # migration 8). Rows put back behind the walk are found by one walk from the start
+        # once the rest are taken (`claim(rewind=True)`).
+        self._after = 0  # upward: the last row claimed; downward: the lowest (0: not begun)
+        self._high = 0  # downward: the highest row seen (rows added since come above it)
+        self._bottomed = False  # downward: nothing more below `_after` for now
         rid = conn.row_id
         # The next pending rows, in claim order, with what a claim needs to know.
         self._pending_sql = (
@@ -97,10 +99,13 @@ class Ledger:
             f" WHERE s.issue = ? AND s.state = 'pending' AND s.{rid} > ?"
             f" ORDER BY s.{rid} LIMIT ?"
             + getattr(conn, "claim_lock", ""))
-        # A second sender on a shared send walks from the other end (see `from_the_end`).
-        self._pending_desc_sql = (
+        # A second sender on a shared send walks from the other end (see `from_the_end`):
+        # down from a row, or down from the top to just above a row.
+        self._below_sql = (
             self._pending_sql.replace(f"s.{rid} > ?", f"s.{rid} < ?")
             .replace(f"ORDER BY s.{rid} LIMIT", f"ORDER BY s.{rid} DESC LIMIT"))
+        self._above_desc_sql = self._pending_sql.replace(
+            f"ORDER BY s.{rid} LIMIT", f"ORDER BY s.{rid} DESC LIMIT")
         self._descending = False
 
     # -- before a send -------------------------------------------------------------------
@@ -229,12 +234,18 @@ class Ledger:
 
     # -- the send loop -------------------------------------------------------------------
     def claim(self, limit: int, outcomes: Sequence[Outcomes] = (),
-              meanwhile: Callable[[list[Claimed]], T] | None = None
-              ) -> tuple[list[Claimed], int, T | None]:
+              meanwhile: Callable[[list[Claimed]], T] | None = None, *,
+              rewind: bool = True) -> tuple[list[Claimed], int, T | None]:
         """Write `outcomes` (the previous batch's), take up to `limit` pending rows (now
         in_flight) and return (claimed, skipped, what `meanwhile(claimed)` returned: None
         when not called, as when nothing was claimed). One transaction, committed before
         this returns, so nothing can be sent before its in_flight rows are durable.
+
+        Nothing claimed means nothing pending is left, unless `rewind=False` (a seed is
+        still adding rows): then the walk does not go back over the rows it passed (a walk
+        per claim over all of them would make a send quadratic while it waits for the seed),
+        and moves on to where rows are being added; a later `rewind=True` claim finds what
+        it passed.
 
         Anyone no longer active (unsubscribed or suppressed since the ledger was seeded) is
         dropped from the ledger instead: never sent, and not re-added by a rerun while
@@ -250,7 +261,7 @@ class Ledger:
         conn.begin()
         try:
             fresh = self._fresh()
-            claimed, skipped = self._claim(limit)
+            claimed, skipped = self._claim(limit, rewind)
             mark = conn.change_mark()
         except BaseException:
             conn.rollback()
@@ -301,7 +312,7 @@ class Ledger:
         the other sender reaches last, so neither walks over the other's claims (the claims
         skip locked rows, but each skipped row still costs a look)."""
         self._descending = True
-        self._after = 0
+        self._after, self._high, self._bottomed = 0, 0, False
 
     # -- reading -------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -352,17 +363,12 @@ class Ledger:
                 ",".join("?" * len(states))), (self.issue, *states)).fetchone()[0]
 
     # -- inside -------------------------------------------------------------------------
-    def _claim(self, limit: int) -> tuple[list[Claimed], int]:
-        if self._descending:
-            rows = self._walk_down(limit)
-        else:
-            rows = self.conn.execute(self._pending_sql,
-                                     (self.issue, self._after, limit)).fetchall()
-            if not rows and self._after:
-                self._after = 0
-                rows = self.conn.execute(self._pending_sql, (self.issue, 0, limit)).fetchall()
-            if rows:
-                self._after = rows[-1][0]
+    def _claim(self, limit: int, rewind: bool = True) -> tuple[list[Claimed], int]:
+        walk = self._walk_down if self._descending else self._walk_up
+        rows = walk(limit, rewind)
+        if not rows and rewind and (self._after or self._high or self._bottomed):
+            self._after, self._high, self._bottomed = 0, 0, False  # from the start
+            rows = walk(limit, rewind)
         take = [Claimed(r[1], r[2], r[0]) for r in rows if r[3] == ACTIVE]
         drop = [r[0] for r in rows if r[3] != ACTIVE] if len(take) < len(rows) else []
         rid = self.conn.row_id
@@ -377,17 +383,38 @@ class Ledger:
                 (now(), self.sender, take[0].rowid), [c.rowid for c in take])
         return take, len(drop)
 
-    def _walk_down(self, limit: int) -> list:
-        """The highest pending rows below the walk's position, in ascending order (a batch
-        is always sent in row order: recovery relies on it)."""
-        top = _TOP if self._after == 0 else self._after
-        rows = self.conn.execute(self._pending_desc_sql, (self.issue, top, limit)).fetchall()
-        if not rows and top != _TOP:
-            rows = self.conn.execute(self._pending_desc_sql,
-                                     (self.issue, _TOP, limit)).fetchall()
+    def _walk_up(self, limit: int, rewind: bool) -> list:
+        rows = self.conn.execute(self._pending_sql, (self.issue, self._after, limit)).fetchall()
         if rows:
             self._after = rows[-1][0]
+        if len(rows) < limit and not rewind:
+            self._after = max(self._after, self._last_row())  # only rows added from now on
+        return rows
+
+    def _walk_down(self, limit: int, rewind: bool) -> list:
+        """The highest pending rows below the lowest claimed, or once nothing is left there
+        while a seed goes on, the rows added above the highest seen; in ascending order: a
+        batch is always sent in row order (recovery relies on it)."""
+        if self._bottomed:
+            rows = self.conn.execute(self._above_desc_sql,
+                                     (self.issue, self._high, limit)).fetchall()
+            if rows:
+                self._high = rows[0][0]
+        else:
+            rows = self.conn.execute(self._below_sql,
+                                     (self.issue, self._after or _TOP, limit)).fetchall()
+            if rows:
+                self._after = rows[-1][0]
+                self._high = max(self._high, rows[0][0])
+            if len(rows) < limit and not rewind:
+                self._bottomed = True
+                self._high = max(self._high, self._last_row())
         return rows[::-1]
+
+    def _last_row(self) -> int:
+        """The issue's highest row now (through the (issue, row) order: no scan)."""
+        return self.conn.execute(f"SELECT MAX({self.conn.row_id}) FROM sends WHERE issue = ?",
+                                 (self.issue,)).fetchone()[0] or 0
 
     def _finish(self, outcomes: Sequence[Outcomes], fresh: bool,
                 begun: threading.Event | None = None) -> None:

@@ -130,7 +130,11 @@ def _cpu() -> float:
 
 def child_send_all() -> None:
     """The real thing: send_all with the configured provider, ledger included."""
+    import faulthandler
+
     from newsletter.deliver import sender
+    if os.environ.get("BENCH_STACKS_AFTER"):  # where a run that stalls spends its time
+        faulthandler.dump_traceback_later(float(os.environ["BENCH_STACKS_AFTER"]))
     settings, rendered = _load()
     cpu = _cpu()
     began = time.time()  # wall clock: comparable across the processes of one send

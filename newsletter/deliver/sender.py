@@ -248,8 +248,8 @@ class _Seeder:
         self._slug = slug
         self._sender = sender
         self._changed = threading.Condition()
-        self.chunks = 0  # committed so far: read it before a claim, see more()
-        self.done = False
+        self.chunks = 0  # committed so far: read it before a claim, see wait()
+        self.over = False  # the seed ended (done, failed or cancelled)
         self.error: BaseException | None = None
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-seed", daemon=True)
@@ -261,7 +261,7 @@ class _Seeder:
             Senders(self._conn).mark_seeded(self._sender.id)
         except _SeedCancelled:  # the send stopped early: the next one seeds the rest
             pass
-        except BaseException as exc:  # raised in the sending threads (more(), send_all)
+        except BaseException as exc:  # raised in the sending threads (wait(), send_all)
             self.error = exc
         finally:
             try:
@@ -269,7 +269,7 @@ class _Seeder:
                 self._store.seed_unlock(self._slug)
             finally:
                 with self._changed:
-                    self.done = True
+                    self.over = True
                     self._changed.notify_all()
 
     def _chunk(self) -> None:
@@ -279,15 +279,11 @@ class _Seeder:
         if self._cancel.is_set():
             raise _SeedCancelled
 
-    @property
-    def over(self) -> bool:
-        return self.done
-
     def wait(self, seen: int) -> None:
         """A claim found nothing after `seen` chunks were committed: wait for the next chunk
         or the end."""
         with self._changed:
-            while not self.done and self.chunks == seen:
+            while not self.over and self.chunks == seen:
                 self._changed.wait(0.5)
             if self.error is not None:
                 raise self.error

@@ -69,3 +69,43 @@ def test_every_sqlite_migration_has_its_postgresql_ddl():
     from newsletter.store import sqlite
 
     assert SCHEMA_VERSION == sqlite.SCHEMA_VERSION
+
+
+def _claim_plan(store, issue: str) -> str:
+    ledger = store.ledger(issue)
+    sql = ledger._pending_sql.replace("?", "%s")
+    rows = store.conn.raw.execute("EXPLAIN " + sql, (issue, 0, 1000)).fetchall()
+    return "\n".join(r[0] for r in rows)
+
+
+def test_claims_join_by_index_after_statistics_taken_mid_import(postgres_url):
+    """Autovacuum may analyze the subscribers while a bulk load is uncommitted: it counts
+    them as none until its next round, and a claim planned meanwhile compared each ledger row
+    with every subscriber (a 3 s send took 60). The seed takes fresh statistics."""
+    import psycopg
+
+    with open_store(postgres_url) as store:
+        with store.conn.transaction():
+            store.conn.execute_many(
+                "INSERT INTO subscribers (email, name, status, created_at, updated_at)"
+                " VALUES (?, ?, 'active', '2026-01-01', '2026-01-01')",
+                ((f"r{i:05d}@example.org", f"R {i}") for i in range(5000)))
+            with psycopg.connect(postgres_url, autocommit=True) as other:
+                other.execute("ANALYZE subscribers")  # sees the rows as uncommitted
+        reltuples = "SELECT reltuples FROM pg_class WHERE relname = 'subscribers'"
+        assert store.conn.execute(reltuples).fetchone()[0] == 0  # the trap is set
+        store.ledger("2011-05").seed(chunk=1000)
+        assert store.conn.execute(reltuples).fetchone()[0] == 5000
+        plan = _claim_plan(store, "2011-05")
+        assert "Join Filter" not in plan and "Materialize" not in plan, plan
+
+
+def test_imports_leave_fresh_statistics(postgres_url):
+    import psycopg
+
+    with open_store(postgres_url) as store:
+        with psycopg.connect(postgres_url, autocommit=True) as other:
+            other.execute("ANALYZE subscribers")  # of the empty table
+            store.subscribers.add_many(((f"r{i}@example.org", None) for i in range(3000)), "t")
+            assert other.execute("SELECT reltuples FROM pg_class"
+                                 " WHERE relname = 'subscribers'").fetchone()[0] == 3000

@@ -102,6 +102,8 @@ def copy_database(source: Connection, target: Connection,
             done.append(copied)
             if progress:
                 progress(name, len(rows))
+    for name in names:  # the planner's view of the tables just filled (see Ledger.seed)
+        target.analyze(f'"{name}"')
     return done
 
 

@@ -183,7 +183,12 @@ class Ledger:
                     " ON CONFLICT DO NOTHING",
                     (self.issue, stamp, last, upper, ACTIVE)).rowcount
                 if inserted and not added:
-                    self.conn.analyze("sends")  # so that claims walk the index from now on
+                    # So that claims walk the index from now on, and join the subscribers
+                    # by index whatever statistics a bulk load left (one taken while it was
+                    # uncommitted counts them as none: a claim then compares each row with
+                    # every subscriber, a minute's stall until autovacuum's next round).
+                    self.conn.analyze("subscribers")
+                    self.conn.analyze("sends")
                 added += inserted
                 last = upper
                 if on_chunk is not None and inserted:

@@ -165,11 +165,14 @@ class Subscribers:
         are there already (a fast bulk load, e.g. for benchmarks). Returns the number added."""
         stamp = now()
         with self.conn.transaction():
-            return self.conn.execute_many(
+            added = self.conn.execute_many(
                 "INSERT INTO subscribers (email, name, status, created_at, updated_at,"
                 " consent_at, consent_source, confirmed_at)"
                 " VALUES (?, ?, 'active', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 ((email, name, stamp, stamp, stamp, source, stamp) for email, name in people))
+        if added:
+            self.conn.analyze("subscribers")  # see importing()
+        return added
 
     # -- status changes ------------------------------------------------------------------
     def unsubscribe(self, email: str, reason: str) -> str | None:
@@ -283,6 +286,10 @@ class Subscribers:
             yield
         finally:
             self.conn.execute("DROP TABLE IF EXISTS import_seen")
+        # Statistics taken by autovacuum while the import was uncommitted count the table as
+        # empty until its next round (a minute later): a send started meanwhile would plan
+        # its claims' join to the subscribers as a scan of all of them per row.
+        self.conn.analyze("subscribers")
 
     def upsert_imported(self, rows: Sequence[ImportRow]) -> list[ImportOutcome]:
         """One chunk of an import (inside `importing()`), in one transaction; one outcome

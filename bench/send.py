@@ -62,23 +62,14 @@ def make_project(folder: Path) -> Path:
 def make_db(path: Path | str, n: int) -> None:
     from newsletter.store import is_url, open_store
     if is_url(path):
-        empty_postgres(str(path))
+        from tests.support import postgres
+        postgres.emptied(str(path))
     else:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     with open_store(path) as store:
         store.subscribers.add_many(
             ((f"reader{i:07d}@example.org", f"Reader {i}") for i in range(n)), "bench")
-
-
-def empty_postgres(url: str) -> None:
-    """The newsletter's tables of a bench database emptied (created first if needed)."""
-    import psycopg
-
-    from newsletter.store import open_store
-    open_store(url).close()  # migrated
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE subscribers, sends, test_sends, events RESTART IDENTITY")
 
 
 def child_env(project: Path, **extra: str) -> dict[str, str]:

@@ -205,3 +205,14 @@ class Cluster:
             with psycopg.connect(self.url, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
                              .format(sql.Identifier(name)))
+
+
+def emptied(url: str) -> str:
+    """The newsletter's tables of a benchmark's database at `url` emptied (made first if
+    needed); returns the URL."""
+    from newsletter.store import open_store
+
+    open_store(url).close()  # migrated
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE subscribers, sends, test_sends, events RESTART IDENTITY")
+    return url

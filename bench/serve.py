@@ -42,9 +42,11 @@ from newsletter.store import describe, open_store  # noqa: E402
 from tests.support.serve import keypair, signed_headers  # noqa: E402
 
 
-def start_server(project: Path, env: dict[str, str], threads: int) -> tuple[subprocess.Popen, int]:
+def start_server(project: Path, env: dict[str, str], threads: int, workers: int = 1
+                 ) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "serve", "--port", "0", "--threads", str(threads)],
+        [sys.executable, "-m", "newsletter", "serve", "--port", "0", "--threads", str(threads),
+         "--workers", str(workers)],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 30
@@ -62,9 +64,22 @@ def start_server(project: Path, env: dict[str, str], threads: int) -> tuple[subp
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its children (`serve --workers`'
+    processes), from Linux /proc."""
+    def stat(p: str) -> list[str]:
+        return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = stat(entry)
+        except OSError:  # gone meanwhile
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -167,7 +182,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--server-threads", type=int, default=8)
+    parser.add_argument("--server-threads", type=int, default=8,
+                        help="threads of each server process")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="server processes (`serve --workers`)")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--db", default="sqlite",
@@ -238,7 +256,7 @@ def run(args: argparse.Namespace, where: Callable[[Path], AbstractContextManager
             url = urlsplit(tokens.unsubscribe_url(settings, e))
             paths.append(f"{url.path}?{url.query}")
 
-        proc, port = start_server(project, env, args.server_threads)
+        proc, port = start_server(project, env, args.server_threads, args.server_workers)
         stack.callback(stop, proc)
         # Warm up: first requests open each thread's database connection.
         warm = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -262,7 +280,7 @@ def run(args: argparse.Namespace, where: Callable[[Path], AbstractContextManager
         line = (f"one-click unsubscribes: {len(paths)} in {elapsed:.2f} s = {rate:,.0f}/s, "
                 f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, errors {errors}, "
                 f"recorded {recorded}/{len(paths)} ({args.clients} clients, "
-                f"{args.server_threads} server threads; server CPU "
+                f"{args.server_workers}x{args.server_threads} server threads; server CPU "
                 f"{cpu / len(paths) * 1e6:.0f} us/request); webhook events: {total} in "
                 f"{args.batches} signed batches of {args.batch_size} in {w_elapsed:.2f} s = "
                 f"{total / w_elapsed:,.0f} events/s, failed batches {w_fail}, "

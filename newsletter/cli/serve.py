@@ -15,6 +15,9 @@ from newsletter.tokens import DEFAULT_PORT
               help="Port to listen on.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64),
               help="Worker threads (each has its own database connection).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes sharing the port: one process uses about one core, so "
+                   "set it to the server's cores to use them all.")
 @click.option("--trusted-proxy", default=None, metavar="IP",
               help="Address of the reverse proxy whose X-Forwarded-For/-Proto are believed "
                    "(for the consent record). Without it those headers are ignored.")
@@ -22,7 +25,8 @@ from newsletter.tokens import DEFAULT_PORT
               metavar="SECONDS",
               help="How often to look for scheduled sends that are due.")
 @reports_errors
-def serve(host: str, port: int, threads: int, trusted_proxy: str | None, poll: float) -> None:
+def serve(host: str, port: int, threads: int, workers: int, trusted_proxy: str | None,
+          poll: float) -> None:
     """Serve one-click unsubscribe, subscribe with confirmation, and SendGrid webhooks;
     start scheduled sends when they are due.
 
@@ -33,6 +37,7 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None, poll: f
     Example:
       newsletter serve
       newsletter serve --port 8780 --threads 16 --trusted-proxy 127.0.0.1
+      newsletter serve --workers 4          # four processes on one port
     """
     import logging
 
@@ -41,7 +46,16 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None, poll: f
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()
-    app = create_app(settings)
+    app = create_app(settings)  # in every case: a bad setting or database fails here, once
+    if workers > 1:
+        from newsletter.web import workers as processes
+
+        app.close()  # each worker opens its own connections
+        sock = processes.listen(host, port)
+        _announce(app, host, sock.getsockname()[1], f"{workers} processes")
+        processes.serve_in_processes(settings, sock, workers=workers, threads=threads,
+                                     trusted_proxy=trusted_proxy, poll=poll)
+        return
     try:
         server = make_server(app, host=host, port=port, threads=threads,
                              trusted_proxy=trusted_proxy)
@@ -50,12 +64,7 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None, poll: f
 
         why = getattr(exc, "strerror", None) or "unknown host name"
         raise NewsletterError(f"cannot listen on {host}:{port}: {why}") from None
-    real_port = server.effective_port
-    click.echo(f"serving {settings.name} on http://{host}:{real_port} "
-               f"(public address: {settings.public_url or 'not set: [links] public'})", err=True)
-    for hook in app.webhooks.values():
-        if hook.problem:
-            click.echo(f"note: {hook.problem}", err=True)
+    _announce(app, host, server.effective_port)
     poller = Poller(settings, interval=poll).start()  # scheduled sends, in the background
     try:
         server.run()
@@ -64,6 +73,16 @@ def serve(host: str, port: int, threads: int, trusted_proxy: str | None, poll: f
     finally:
         server.close()
         poller.stop()
+
+
+def _announce(app, host: str, port: int, how: str = "") -> None:
+    settings = app.settings
+    click.echo(f"serving {settings.name} on http://{host}:{port}"
+               f"{f' ({how})' if how else ''} "
+               f"(public address: {settings.public_url or 'not set: [links] public'})", err=True)
+    for hook in app.webhooks.values():
+        if hook.problem:
+            click.echo(f"note: {hook.problem}", err=True)
 
 
 COMMANDS = [serve]

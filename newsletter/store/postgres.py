@@ -184,9 +184,9 @@ MIGRATIONS: list[str] = [
     # in a predicate, and pages keep room for the new row versions. Claims walk (issue, id)
     # from where the sender's last claim ended (Ledger), instead of a partial index of the
     # pending rows that every state change had to update. Statistics come from the ANALYZE
-    # after each seed, when every row is pending, not from autovacuum in mid-send: figures
-    # taken when most rows were already sent made the planner read the whole rest of the
-    # ledger for each claim (a send of 3 s took 60).
+    # after each seed, when every row is pending, not from autovacuum in mid-send, when most
+    # rows are sent and the pending ones would look rare. (A stall first blamed on that was
+    # stale statistics of `subscribers`: see Ledger.seed.)
     """
     DROP INDEX sends_pending;
     DROP INDEX sends_unknown;

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -302,8 +303,10 @@ def create_app(settings: Settings, **kwargs: Any) -> App:
 
 
 def make_server(app: App, *, host: str = "127.0.0.1", port: int = tokens.DEFAULT_PORT,
-                threads: int = 8, trusted_proxy: str | None = None):
-    """A waitress server (not yet running: call `.run()`; `.close()` from another thread).
+                threads: int = 8, trusted_proxy: str | None = None,
+                sockets: list[socket.socket] | None = None):
+    """A waitress server (not yet running: call `.run()`; `.close()` from another thread),
+    on `host`:`port`, or on `sockets` already listening (`serve --workers`).
 
     With `trusted_proxy` (the reverse proxy's address), waitress takes the client address
     from X-Forwarded-For and the scheme from X-Forwarded-Proto, and only from that peer;
@@ -311,8 +314,9 @@ def make_server(app: App, *, host: str = "127.0.0.1", port: int = tokens.DEFAULT
     """
     from waitress.server import create_server
 
+    where: dict[str, Any] = {"sockets": sockets} if sockets else {"host": host, "port": port}
     options: dict[str, Any] = {
-        "host": host, "port": port, "threads": threads,
+        **where, "threads": threads,
         "max_request_body_size": WEBHOOK_LIMIT + 1024,
         "ident": "newsletter", "clear_untrusted_proxy_headers": True,
         "channel_timeout": 30, "connection_limit": 200,

@@ -109,3 +109,47 @@ def test_imports_leave_fresh_statistics(postgres_url):
             store.subscribers.add_many(((f"r{i}@example.org", None) for i in range(3000)), "t")
             assert other.execute("SELECT reltuples FROM pg_class"
                                  " WHERE relname = 'subscribers'").fetchone()[0] == 3000
+
+
+def test_a_role_that_only_writes_rows_refreshes_the_statistics(postgres_url):
+    """docs/deploying.md's `newsletter_app` owns no table, and PostgreSQL lets only a table's
+    owner ANALYZE it (for anyone else it is skipped with a warning): the seed and imports
+    refresh them through the owner's function (migration 9)."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    open_store(postgres_url).close()  # migrated by the owner
+    role = f"app_{uuid.uuid4().hex[:12]}"  # roles belong to the cluster, shared by tests
+    app_url = postgres_url.replace("://newsletter:", f"://{role}:", 1)
+    password = postgres_url.split(":")[2].split("@")[0]
+    dbname = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_url, autocommit=True) as owner:
+        owner.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")
+                      .format(sql.Identifier(role), sql.Literal(password)))
+        owner.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}")
+                      .format(sql.Identifier(dbname), sql.Identifier(role)))
+        owner.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA"
+                              " public TO {}").format(sql.Identifier(role)))
+        owner.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}")
+                      .format(sql.Identifier(role)))
+    try:
+        with open_store(app_url) as store:
+            assert store.conn.execute("SELECT current_user").fetchone()[0] == role
+            store.subscribers.add_many(((f"r{i}@example.org", None) for i in range(2000)), "t")
+            store.ledger("2011-05").seed(chunk=500)
+            tuples = dict(store.conn.execute(
+                "SELECT relname, reltuples FROM pg_class"
+                " WHERE relname IN ('subscribers', 'sends')").fetchall())
+            assert tuples == {"subscribers": 2000, "sends": 2000}
+            try:
+                store.conn.execute("SELECT newsletter_analyze('senders')")
+            except psycopg.errors.RaiseException as exc:
+                assert "not a table it analyzes" in str(exc)
+            else:
+                raise AssertionError("the function analyzed another table")
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as owner:
+            owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            owner.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

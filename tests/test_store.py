@@ -523,7 +523,7 @@ def test_sqlite_migrates_a_version_1_database_and_converts_its_events(tmp_path):
     raw.close()
     with open_store(path) as store:
         conn = store.conn.raw
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"sends_pending", "sends_unknown"} <= indexes and "sends_issue_state" not in indexes
         assert store.ledger("i").counts()["sent"] == 1

@@ -103,7 +103,7 @@ def copy_database(source: Connection, target: Connection,
             if progress:
                 progress(name, len(rows))
     for name in names:  # the planner's view of the tables just filled (see Ledger.seed)
-        target.analyze(f'"{name}"')
+        target.analyze(name)
     return done
 
 

@@ -194,6 +194,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sends SET (fillfactor = 30, autovacuum_analyze_scale_factor = 100);
     ALTER TABLE senders ADD COLUMN seeded INTEGER NOT NULL DEFAULT 0;
     """,
+    # 9: fresh statistics for the senders and importers that do not own the tables (the
+    # `newsletter_app` role of docs/deploying.md): only a table's owner may ANALYZE it, and
+    # without the ANALYZE after a seed or an import a claim can be planned to read the whole
+    # ledger, or every subscriber, for each batch. Runs as the owner; only these two tables.
+    """
+    CREATE FUNCTION newsletter_analyze(name TEXT) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    BEGIN
+        IF name NOT IN ('subscribers', 'sends') THEN
+            RAISE EXCEPTION 'newsletter_analyze: not a table it analyzes: %', name;
+        END IF;
+        EXECUTE format('ANALYZE %I', name);
+    END
+    $$;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -310,8 +325,13 @@ class PostgresConnection:
 
     def analyze(self, table: str) -> None:
         """Fresh statistics after a bulk insert: without them the planner takes a table just
-        filled for nearly empty, and walks a claim's range whole instead of by index order."""
-        self.raw.execute(f"ANALYZE {table}")
+        filled for nearly empty, and walks a claim's range whole instead of by index order.
+        `subscribers` and `sends` through the owner's function (migration 9), so that roles
+        that only read and write rows refresh them too."""
+        if table in ("subscribers", "sends"):
+            self.raw.execute("SELECT newsletter_analyze(%s)", (table,))
+        else:
+            self.raw.execute(f'ANALYZE "{table}"')
 
     def close(self) -> None:
         self.raw.close()

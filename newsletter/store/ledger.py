@@ -187,7 +187,7 @@ class Ledger:
                     # by index whatever statistics a bulk load left (one taken while it was
                     # uncommitted counts them as none: a claim then compares each row with
                     # every subscriber, a minute's stall until autovacuum's next round).
-                    self.conn.analyze("subscribers")
+                    self.conn.analyze("subscribers", only_if_empty=True)
                     self.conn.analyze("sends")
                 added += inserted
                 last = upper
@@ -375,10 +375,11 @@ class Ledger:
             self._after, self._high, self._bottomed = 0, 0, False  # from the start
             rows = walk(limit, rewind)
         take = [Claimed(r[1], r[2], r[0]) for r in rows if r[3] == ACTIVE]
-        drop = [r[0] for r in rows if r[3] != ACTIVE] if len(take) < len(rows) else []
+        drop = [r[1] for r in rows if r[3] != ACTIVE] if len(take) < len(rows) else []
         rid = self.conn.row_id
-        if drop:
-            self.conn.execute_in(f"DELETE FROM sends WHERE {rid} IN ({{}})", (), drop)
+        if drop:  # by (issue, email), the key both backends index
+            self.conn.execute_in("DELETE FROM sends WHERE issue = ? AND email IN ({})",
+                                 (self.issue,), drop)
         if take:
             # The batch is named by its first row; `seq` keeps the send order (the claim
             # order, which is the row order) even if the rows are renumbered later.

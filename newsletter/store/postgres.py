@@ -197,13 +197,20 @@ MIGRATIONS: list[str] = [
     # 9: fresh statistics for the senders and importers that do not own the tables (the
     # `newsletter_app` role of docs/deploying.md): only a table's owner may ANALYZE it, and
     # without the ANALYZE after a seed or an import a claim can be planned to read the whole
-    # ledger, or every subscriber, for each batch. Runs as the owner; only these two tables.
+    # ledger, or every subscriber, for each batch. Runs as the owner; only these two tables;
+    # `only_if_empty`: only when the statistics count no rows (never taken, or taken while a
+    # bulk load was uncommitted), the case that makes the planner scan a table per row.
     """
-    CREATE FUNCTION newsletter_analyze(name TEXT) RETURNS void
+    CREATE FUNCTION newsletter_analyze(name TEXT, only_if_empty BOOLEAN DEFAULT false)
+    RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
     BEGIN
         IF name NOT IN ('subscribers', 'sends') THEN
             RAISE EXCEPTION 'newsletter_analyze: not a table it analyzes: %', name;
+        END IF;
+        IF only_if_empty AND (SELECT reltuples > 0 FROM pg_class
+                              WHERE oid = format('%I', name)::regclass) THEN
+            RETURN;
         END IF;
         EXECUTE format('ANALYZE %I', name);
     END
@@ -323,13 +330,13 @@ class PostgresConnection:
         """Constant: ids of `sends` never change on PostgreSQL."""
         return 0
 
-    def analyze(self, table: str) -> None:
+    def analyze(self, table: str, only_if_empty: bool = False) -> None:
         """Fresh statistics after a bulk insert: without them the planner takes a table just
         filled for nearly empty, and walks a claim's range whole instead of by index order.
         `subscribers` and `sends` through the owner's function (migration 9), so that roles
         that only read and write rows refresh them too."""
         if table in ("subscribers", "sends"):
-            self.raw.execute("SELECT newsletter_analyze(%s)", (table,))
+            self.raw.execute("SELECT newsletter_analyze(%s, %s)", (table, only_if_empty))
         else:
             self.raw.execute(f'ANALYZE "{table}"')
 

@@ -255,7 +255,7 @@ class SQLiteConnection:
         e.g. a VACUUM may renumber rows). Call inside a transaction to compare two."""
         return self.raw.execute("PRAGMA data_version").fetchone()[0]
 
-    def analyze(self, table: str) -> None:
+    def analyze(self, table: str, only_if_empty: bool = False) -> None:
         """Nothing: SQLite's plans for these tables need no statistics."""
 
     def close(self) -> None:

@@ -236,9 +236,12 @@ def child_message_size() -> None:
     print(json.dumps({"bytes": len(data)}))
 
 
-def serve_202() -> None:
-    """A local endpoint that reads each request and answers 202 (keep-alive, no parsing)."""
+def serve_202(latency_ms: str = "0") -> None:
+    """A local endpoint that reads each request and answers 202 (keep-alive, no parsing),
+    after `latency_ms` milliseconds (as a provider across the internet would)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    latency = float(latency_ms) / 1000
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -250,6 +253,8 @@ def serve_202() -> None:
             remaining = int(self.headers.get("Content-Length") or 0)
             while remaining:
                 remaining -= len(self.rfile.read(min(remaining, 1 << 20)))
+            if latency:
+                time.sleep(latency)
             self.send_response(202)
             self.send_header("X-Message-Id", "bench")
             self.send_header("Content-Length", "0")
@@ -317,16 +322,17 @@ def bench_sendgrid(work: Path, repeats: int, sizes: tuple[int, ...]) -> list[str
         server.wait(timeout=10)
 
 
-def bench_backends(work: Path, repeats: int, n: int, dbs: list[str]) -> list[str]:
+def bench_backends(work: Path, repeats: int, n: int, dbs: list[str],
+                   latency_ms: float = 0) -> list[str]:
     """The SendGrid path at n subscribers on each database, then two cooperating senders on
-    each PostgreSQL one."""
+    each PostgreSQL one; the endpoint answers after `latency_ms`."""
     from contextlib import ExitStack
 
     from tests.support import postgres
 
     project = make_project(work / "db")
-    server = subprocess.Popen([sys.executable, __file__, "serve-202"], stdout=subprocess.PIPE,
-                              text=True)
+    server = subprocess.Popen([sys.executable, __file__, "serve-202", str(latency_ms)],
+                              stdout=subprocess.PIPE, text=True)
     with ExitStack() as stack:
         stack.callback(server.wait, timeout=10)
         stack.callback(server.terminate)
@@ -466,6 +472,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--db", help="compare databases instead: a comma-separated list of "
                         "sqlite, postgresql (a throwaway local cluster) or postgresql:// URLs,"
                         " e.g. --db sqlite,postgresql")
+    parser.add_argument("--latency", type=float, default=0, metavar="MS",
+                        help="with --db: the local SendGrid endpoint answers each request after"
+                        " MS milliseconds (default 0: the database and the sender's CPU alone)")
     parser.add_argument("--sizes", default="10000,100000",
                         help="SendGrid subscriber counts, comma-separated (default 10000,100000)")
     args = parser.parse_args(argv)
@@ -477,8 +486,10 @@ def main(argv: list[str]) -> None:
         work = Path(tmp)
         print(f"Machine: {machine}; median of {repeats}\n")
         if args.db:
-            print(f"### SendGrid path at {max(sizes):,} subscribers by database\n")
-            for line in bench_backends(work, repeats, max(sizes), args.db.split(",")):
+            print(f"### SendGrid path at {max(sizes):,} subscribers by database"
+                  f"{f' (endpoint latency {args.latency:g} ms)' if args.latency else ''}\n")
+            for line in bench_backends(work, repeats, max(sizes), args.db.split(","),
+                                       args.latency):
                 print(line, flush=True)
             return
         if args.only in (None, "sendgrid"):

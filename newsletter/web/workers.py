@@ -7,8 +7,9 @@ connections and threads. Scheduled sends are started by one more process, not by
 worker. The parent only watches: a worker that dies is replaced, and SIGTERM or Ctrl-C stops
 them all, each after the requests it is answering.
 
-The parent starts no thread and opens no database connection before it forks (children of a
-threaded process can inherit a lock held by a thread that no longer exists).
+The parent starts no thread and has no database connection open when it forks (the app it
+made to check the settings is closed first): children of a threaded process can inherit a lock
+held by a thread that no longer exists, and a connection must not be shared by processes.
 """
 
 from __future__ import annotations

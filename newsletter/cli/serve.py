@@ -42,7 +42,7 @@ def serve(host: str, port: int, threads: int, workers: int, trusted_proxy: str |
     import logging
 
     from newsletter.deliver.scheduled import Poller
-    from newsletter.web.app import create_app, make_server
+    from newsletter.web.app import create_app, make_server, run_until_interrupted
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()
@@ -66,13 +66,7 @@ def serve(host: str, port: int, threads: int, workers: int, trusted_proxy: str |
         raise NewsletterError(f"cannot listen on {host}:{port}: {why}") from None
     _announce(app, host, server.effective_port)
     poller = Poller(settings, interval=poll).start()  # scheduled sends, in the background
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-        poller.stop()
+    run_until_interrupted(server, poller.stop)
 
 
 def _announce(app, host: str, port: int, how: str = "") -> None:

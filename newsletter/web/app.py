@@ -326,3 +326,16 @@ def make_server(app: App, *, host: str = "127.0.0.1", port: int = tokens.DEFAULT
         options["trusted_proxy_headers"] = {"x-forwarded-for", "x-forwarded-proto"}
         options["trusted_proxy_count"] = 1
     return create_server(app, **options)
+
+
+def run_until_interrupted(server, *then: Callable[[], None]) -> None:
+    """Run `server` until Ctrl-C (or a SIGTERM turned into one), then close it and call each
+    of `then` (e.g. stop the scheduled-send poller, close the app)."""
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        for step in then:
+            step()

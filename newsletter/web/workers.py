@@ -50,17 +50,11 @@ def serve_in_processes(settings: Settings, sock: socket.socket, *, workers: int,
     """Run `workers` server processes and the scheduled-send poller on `sock` until SIGTERM
     or Ctrl-C. NewsletterError when a worker fails at start (the reason is in the log)."""
     def worker() -> None:
-        from newsletter.web.app import create_app, make_server
+        from newsletter.web.app import create_app, make_server, run_until_interrupted
 
         app = create_app(settings)
         server = make_server(app, sockets=[sock], threads=threads, trusted_proxy=trusted_proxy)
-        try:
-            server.run()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.close()
-            app.close()
+        run_until_interrupted(server, app.close)
 
     def poller() -> None:
         from newsletter.deliver.scheduled import Poller
